@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# From a fresh clone: set everything up, then run the whole test suite (slow tests included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+export TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/python -m pytest "$@"

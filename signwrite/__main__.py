@@ -1,0 +1,5 @@
+import sys
+
+from signwrite.cli import main
+
+sys.exit(main())

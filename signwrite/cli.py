@@ -1,0 +1,87 @@
+"""The ``signwrite`` console script: one subcommand per stage, plus the shared CLI plumbing.
+
+Each stage module has ``main(argv=None) -> int``; this file only dispatches to it, so
+``signwrite fetch ...`` and ``python -m signwrite.fetch ...`` are the same program.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from signwrite.errors import SignwriteError
+
+STAGES = {
+    "fetch": ("signwrite.fetch", "download videos, cut clips, sort them into train/test"),
+    "extract-frames": ("signwrite.extract_frames", "sample JPEG frames from every clip"),
+    "train": ("signwrite.train", "train and evaluate a clip classifier"),
+    "evaluate": ("signwrite.evaluate", "re-score a saved run on the test clips"),
+    "predict": ("signwrite.predict", "classify new videos or transcribe a long one"),
+    "live": ("signwrite.live", "classify a webcam (or a video played as one) continuously"),
+    "demo": ("signwrite.demo", "the whole pipeline on a generated offline dataset"),
+}
+
+
+class TqdmHandler(logging.StreamHandler):
+    """Log lines that do not tear progress bars apart."""
+
+    def emit(self, record):
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, TqdmHandler):
+            root.removeHandler(h)
+    handler = TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(stage: str, func, *args, **kwargs) -> int:
+    """Call a stage's core function; a user's error becomes one line and exit status 1."""
+    try:
+        result = func(*args, **kwargs)
+    except SignwriteError as exc:
+        print(f"signwrite {stage}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"signwrite {stage}: interrupted; run the same command again to finish "
+              "(finished work is kept)", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        width = max(map(len, STAGES))
+        lines = [f"  {name:<{width}}  {desc}" for name, (_, desc) in STAGES.items()]
+        print("usage: signwrite STAGE [options]   (signwrite STAGE --help for a stage's options)\n\n"
+              "stages:\n" + "\n".join(lines))
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from signwrite import __version__
+
+        print(f"signwrite {__version__}")
+        return 0
+    name = argv[0].replace("_", "-")
+    if name not in STAGES:
+        print(f"signwrite: unknown stage {argv[0]!r}; choose one of: {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(STAGES[name][0])
+    return module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""Read and check sources.csv and video_clip_times.csv (both layouts), and split by video.
+
+Everything is validated before any stage writes a byte, and every bad row is reported at
+once: a user fixes a hand-typed CSV in one pass, not one error per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from signwrite.errors import InputError, SignwriteError
+
+log = logging.getLogger(__name__)
+
+LONG_COLUMNS = ("label", "video", "start", "end")
+OPTIONAL_COLUMNS = ("split",)
+SPLITS = ("train", "test")
+YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Characters that break a folder name on some system people share datasets with.
+UNSAFE_LABEL_CHARS = set('/\\<>:"|?*')
+
+
+@dataclass(frozen=True)
+class Source:
+    video: str
+    url: str  # as written in the file
+    kind: str  # "local", "youtube" or "url"
+    location: str  # resolved: an absolute path for local files, a URL otherwise
+    row: int
+
+
+@dataclass(frozen=True)
+class Clip:
+    label: str
+    video: str
+    start: float
+    end: float
+    split: str = ""  # "", "train" or "test"
+    row: int = 0  # line in the clip-times file, for error messages
+
+    @property
+    def clip_id(self) -> str:
+        return clip_id(self.video, self.label, self.start, self.end)
+
+
+def clip_id(video: str, label: str, start: float, end: float) -> str:
+    return f"{video}_{label}_{round(start * 1000)}-{round(end * 1000)}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_text(path: Path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise SignwriteError(f"{path}: file not found; pass the right path (see --help)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SignwriteError(
+            f"{path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+            "save the file as UTF-8 (CSV UTF-8 in spreadsheet programs)") from None
+    if not text.strip():
+        raise SignwriteError(f"{path}: the file is empty; see README.md for its format")
+    return text
+
+
+def _rows(text: str):
+    """Yield (line number, cells) for every non-blank CSV row, cells stripped."""
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    line = 1
+    for cells in reader:
+        start_line, line = line, reader.line_num + 1
+        cells = [c.strip() for c in cells]
+        if any(cells):
+            yield start_line, cells
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``20``, ``20.5``, ``1:05`` or ``0:01:05.25``. Raises ValueError."""
+    text = text.strip()
+    parts = text.split(":")
+    if not text or len(parts) > 3:
+        raise ValueError(text)
+    value = 0.0
+    for i, part in enumerate(parts):
+        if not re.fullmatch(r"\d+(\.\d*)?|\.\d+" if i == len(parts) - 1 else r"\d+", part or "x"):
+            raise ValueError(text)
+        value = value * 60 + float(part)
+    if len(parts) > 1 and any(float(p) >= 60 for p in parts[1:]):
+        raise ValueError(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _time_problem(cell: str) -> str | None:
+    if cell.startswith("-"):
+        return f"negative time {cell!r}"
+    try:
+        parse_time(cell)
+    except ValueError:
+        return f"{cell!r} is not a time (use seconds like 20.5 or clock form like 1:05.25)"
+    return None
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` cannot be a folder name, or None if it can."""
+    if not label:
+        return "the label is empty"
+    if label in (".", ".."):
+        return f"label {label!r} would escape its folder"
+    if any(c in UNSAFE_LABEL_CHARS for c in label):
+        return f"label {label!r} holds a path separator or a character folders cannot hold ({''.join(sorted(UNSAFE_LABEL_CHARS))})"
+    if any(unicodedata.category(c).startswith("C") for c in label):
+        return f"label {label!r} holds a control character"
+    if label.startswith("."):
+        return f"label {label!r} starts with a dot (a hidden folder)"
+    if len(label.encode()) > 100:
+        return f"label {label[:20]!r}... is longer than 100 bytes"
+    return None
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def read_sources(path: Path) -> dict[str, Source]:
+    """Read sources.csv (``video,url``) into {video id: Source}, checking every row."""
+    path = Path(path)
+    text = _read_text(path)
+    rows = list(_rows(text))
+    header = [c.lower() for c in rows[0][1]]
+    if header[:2] != ["video", "url"] or len(header) != 2:
+        raise InputError(path, [f"line {rows[0][0]}: header is {','.join(rows[0][1])!r}, expected 'video,url'"],
+                         fix="make the first line exactly: video,url")
+    problems, sources = [], {}
+    for line, cells in rows[1:]:
+        if len(cells) != 2:
+            problems.append(f"line {line}: expected 2 cells (video,url), found {len(cells)}")
+            continue
+        video, url = cells
+        if not SAFE_ID.match(video):
+            problems.append(f"line {line}: video id {video!r} is not a safe file name "
+                            "(letters, digits, '.', '_' and '-', starting with a letter or digit)")
+            continue
+        if video in sources:
+            problems.append(f"line {line}: video id {video!r} already used on line {sources[video].row}")
+            continue
+        if not url:
+            problems.append(f"line {line}: video {video!r} has an empty url")
+            continue
+        kind, location, why = _resolve_url(url, path.parent)
+        if why:
+            problems.append(f"line {line}: {why}")
+            continue
+        sources[video] = Source(video, url, kind, location, line)
+    if problems:
+        raise InputError(path, problems, fix="correct the rows above; see README.md, 'sources.csv'")
+    if not sources:
+        raise SignwriteError(f"{path}: no videos listed; add one 'video,url' row per video")
+    return sources
+
+
+def _resolve_url(url: str, base: Path) -> tuple[str, str, str]:
+    """(kind, location, problem). A plain path is a local file; only http(s) URLs download."""
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url)
+    if scheme:
+        if scheme.group(1).lower() not in ("http", "https"):
+            return "", "", (f"url {url!r} uses {scheme.group(1)}://; only http(s) URLs are downloaded "
+                            "(give a local file as a plain path)")
+        return "url", url, ""
+    local = Path(url).expanduser()
+    if not local.is_absolute():
+        local = base / local
+    if YOUTUBE_ID.match(url) and not local.exists():
+        return "youtube", f"https://www.youtube.com/watch?v={url}", ""
+    return "local", str(local.resolve()), ""
+
+
+# --------------------------------------------------------------------------- clip times
+
+
+def read_clip_times(path: Path, sources: dict[str, Source]) -> list[Clip]:
+    """Read video_clip_times.csv in either layout and check every row against ``sources``."""
+    path = Path(path)
+    rows = list(_rows(_read_text(path)))
+    first = [c.lower() for c in rows[0][1]]
+    if "label" in first and "video" in first:
+        clips, problems = _parse_long(rows)
+    else:
+        clips, problems = _parse_wide(rows, list(sources))
+    problems += _check_clips(clips, sources)
+    if problems:
+        raise InputError(path, problems, fix="correct the rows above; see README.md, 'video_clip_times.csv'")
+    if not clips:
+        raise SignwriteError(f"{path}: no clips listed; add one row per clip (see README.md)")
+    return clips
+
+
+def _parse_long(rows) -> tuple[list[Clip], list[str]]:
+    header_line, header = rows[0]
+    names = [c.lower() for c in header]
+    problems = []
+    missing = [c for c in LONG_COLUMNS if c not in names]
+    unknown = [c for c in names if c not in LONG_COLUMNS + OPTIONAL_COLUMNS]
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if missing or unknown or dupes:
+        why = "; ".join(filter(None, [
+            missing and f"missing column(s) {', '.join(missing)}",
+            unknown and f"unknown column(s) {', '.join(repr(c) for c in unknown)}",
+            dupes and f"repeated column(s) {', '.join(dupes)}"]))
+        return [], [f"line {header_line}: {why}; the header must be label,video,start,end[,split]"]
+    col = {name: i for i, name in enumerate(names)}
+    clips = []
+    for line, cells in rows[1:]:
+        if len(cells) != len(names):
+            problems.append(f"line {line}: expected {len(names)} cells, found {len(cells)}")
+            continue
+        get = lambda name: cells[col[name]] if name in col else ""  # noqa: E731
+        bad = [p for p in (_time_problem(get("start")), _time_problem(get("end"))) if p]
+        split = get("split").lower()
+        if split and split not in SPLITS:
+            bad.append(f"split {get('split')!r} is not train or test (or empty)")
+        if bad:
+            problems += [f"line {line}: {p}" for p in bad]
+            continue
+        clips.append(Clip(get("label"), get("video"), parse_time(get("start")), parse_time(get("end")), split, line))
+    return clips, problems
+
+
+def _parse_wide(rows, videos: list[str]) -> tuple[list[Clip], list[str]]:
+    """Two rows per sign (starts, then ends), one column per video in sources.csv order."""
+    problems, clips = [], []
+    if len(rows) % 2:
+        problems.append(f"{len(rows)} rows: the wide layout needs two rows per sign (start times, "
+                        f"then end times); line {rows[-1][0]} has no partner "
+                        "(or add a header label,video,start,end to use the long layout)")
+    for (l1, starts), (l2, ends) in zip(rows[0::2], rows[1::2]):
+        if starts[0] != ends[0]:
+            problems.append(f"lines {l1}-{l2}: labels differ ({starts[0]!r} vs {ends[0]!r}); "
+                            "each sign needs a start row then an end row with the same label")
+            continue
+        width = max(len(starts), len(ends)) - 1
+        if width > len(videos):
+            problems.append(f"lines {l1}-{l2}: {width} time columns but sources.csv lists "
+                            f"{len(videos)} video(s); columns follow sources.csv order")
+            continue
+        for j in range(width):
+            s = starts[j + 1] if j + 1 < len(starts) else ""
+            e = ends[j + 1] if j + 1 < len(ends) else ""
+            if not s and not e:
+                continue  # the sign is not in this video
+            where = f"lines {l1}-{l2}, column {j + 2} (video {videos[j]!r})"
+            if not s or not e:
+                problems.append(f"{where}: a start without an end (or the reverse)")
+                continue
+            bad = [p for p in (_time_problem(s), _time_problem(e)) if p]
+            if bad:
+                problems += [f"{where}: {p}" for p in bad]
+                continue
+            clips.append(Clip(starts[0], videos[j], parse_time(s), parse_time(e), "", l1))
+    return clips, problems
+
+
+def _check_clips(clips: list[Clip], sources: dict[str, Source]) -> list[str]:
+    problems = []
+    for c in clips:
+        where = f"line {c.row}"
+        why = label_problem(c.label)
+        if why:
+            problems.append(f"{where}: {why}")
+        if c.video not in sources:
+            known = ", ".join(list(sources)[:8])
+            problems.append(f"{where}: unknown video {c.video!r}; add it to sources.csv (known: {known})")
+        if c.end <= c.start:
+            problems.append(f"{where}: end {c.end:g} is not after start {c.start:g}")
+    problems += _overlaps(clips)
+    sides: dict[str, set[str]] = {}
+    for c in clips:
+        if c.split:
+            sides.setdefault(c.video, set()).add(c.split)
+    for video, s in sorted(sides.items()):
+        if len(s) > 1:
+            problems.append(f"video {video!r} has clips marked both train and test; a video must sit "
+                            "on one side of the split, or frames leak between them")
+    return problems
+
+
+def _overlaps(clips: list[Clip]) -> list[str]:
+    """Identical spans in a video, or overlapping spans with the same label, are duplicates."""
+    problems = []
+    by_video: dict[str, list[Clip]] = {}
+    for c in clips:
+        by_video.setdefault(c.video, []).append(c)
+    for group in by_video.values():
+        group.sort(key=lambda c: (c.start, c.end))
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                if b.start >= a.end:
+                    break
+                if (a.start, a.end) == (b.start, b.end) or a.label == b.label:
+                    problems.append(f"lines {a.row} and {b.row}: duplicate clips of {a.label!r}/{b.label!r} "
+                                    f"in video {a.video!r} ({a.start:g}-{a.end:g} overlaps {b.start:g}-{b.end:g}); "
+                                    "keep one")
+                else:
+                    log.warning("lines %d and %d: %r and %r overlap in video %r", a.row, b.row, a.label, b.label, a.video)
+    return problems
+
+
+def check_durations(clips: list[Clip], durations: dict[str, float], path: Path | str) -> None:
+    """Refuse clips that end past their video's end (known once the video is on disk)."""
+    slack = 0.05  # container durations round; allow a couple of frames
+    problems = [f"line {c.row}: clip {c.clip_id} ends at {c.end:g} s but video {c.video!r} is "
+                f"{durations[c.video]:.2f} s long"
+                for c in clips if c.video in durations and c.end > durations[c.video] + slack]
+    if problems:
+        raise InputError(path, problems, fix="correct the end times (or the video in sources.csv)")
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _video_rank(video: str) -> str:
+    return hashlib.sha1(video.encode()).hexdigest()
+
+
+def assign_splits(clips: list[Clip], test_videos: list[str] | None = None,
+                  test_fraction: float = 0.25) -> list[Clip]:
+    """Give every clip a split, by whole videos: split column, else --test-videos, else a
+    deterministic choice of about ``test_fraction`` of the remaining videos."""
+    if not 0 <= test_fraction < 1:
+        raise SignwriteError(f"--test-fraction must be in [0, 1); received {test_fraction}")
+    videos = sorted({c.video for c in clips})
+    fixed = {c.video: c.split for c in clips if c.split}
+    if test_videos:
+        unknown = [v for v in test_videos if v not in videos]
+        if unknown:
+            raise SignwriteError(f"--test-videos: {', '.join(unknown)} not in the clip-times file "
+                                 f"(videos with clips: {', '.join(videos)})")
+        chosen = {v: ("test" if v in test_videos else "train") for v in videos if v not in fixed}
+    else:
+        free = sorted((v for v in videos if v not in fixed), key=_video_rank)
+        n_test = round(len(videos) * test_fraction) - sum(1 for s in fixed.values() if s == "test")
+        n_test = min(max(n_test, 1 if test_fraction > 0 and len(free) > 1 else 0), len(free) - 1 if len(videos) > 1 else 0)
+        chosen = {v: ("test" if i < n_test else "train") for i, v in enumerate(free)}
+    chosen.update(fixed)
+    return [replace(c, split=chosen[c.video]) for c in clips]
+
+
+def split_summary(clips: list[Clip]) -> str:
+    lines = []
+    labels = {s: {c.label for c in clips if c.split == s} for s in SPLITS}
+    for s in SPLITS:
+        side = [c for c in clips if c.split == s]
+        vids = sorted({c.video for c in side})
+        lines.append(f"{s:5s}: {len(side)} clips, {len(labels[s])} labels, {len(vids)} videos: {', '.join(vids) or '-'}")
+    only_train = sorted(labels["train"] - labels["test"])
+    only_test = sorted(labels["test"] - labels["train"])
+    if only_train:
+        lines.append(f"labels with no test clip: {', '.join(only_train)}")
+    if only_test:
+        lines.append(f"labels with no train clip (the model cannot learn them): {', '.join(only_test)}")
+    return "\n".join(lines)
+
+
+def shard_filter(key: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``key`` belongs to shard (i, n): a stable hash, so machines need no coordination."""
+    if shard is None:
+        return True
+    i, n = shard
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % n == i
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
+        raise SignwriteError(f"--shard must look like I/N with 0 <= I < N (e.g. 0/4); received {text!r}")
+    return int(m.group(1)), int(m.group(2))

@@ -1,0 +1,191 @@
+"""Small video primitives: probe, frame-accurate cut, frame sampling and decoding.
+
+OpenCV decodes; the ffmpeg that ships inside the imageio-ffmpeg wheel (a moviepy
+dependency) encodes cuts, so no system ffmpeg is needed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from signwrite.errors import SignwriteError, VideoError
+from signwrite.fsutil import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.n_frames / self.fps
+
+
+def ffmpeg_exe() -> str:
+    try:
+        import imageio_ffmpeg
+    except ImportError:  # pragma: no cover - a dependency of moviepy
+        raise SignwriteError("imageio-ffmpeg is missing; reinstall signwrite (pip install -e .)") from None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _open(path: Path):
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: the file is empty (0 bytes); download or copy it again")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(f"{path}: not a readable video (truncated or not a video file); "
+                         "download or copy it again")
+    return cap
+
+
+def probe(path: Path) -> VideoInfo:
+    """Frame rate, frame count and size; a VideoError if the file holds no readable frame."""
+    import cv2
+
+    cap = _open(path)
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        ok, _ = cap.read()
+    finally:
+        cap.release()
+    if not ok or n <= 0 or not (0 < fps < 1000):
+        raise VideoError(f"{path}: holds no readable frames (fps={fps:g}, frames={n}); "
+                         "the file may be truncated; download or copy it again")
+    return VideoInfo(Path(path), float(fps), n, w, h)
+
+
+def cut_clip(src: Path, dst: Path, start: float, end: float, *, crf: int = 18,
+             preset: str = "veryfast", timeout: float = 600) -> None:
+    """Re-encode the frames of [start, end) of ``src`` into ``dst`` (H.264, no audio).
+
+    Input-side seeking (-ss before -i) with re-encoding is frame-accurate: ffmpeg decodes
+    from the keyframe before ``start`` and drops frames until ``start``. A stream copy
+    would instead snap to keyframes, seconds away on typical web video.
+    """
+    with atomic_path(dst) as tmp:
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+               "-ss", f"{start:.6f}", "-i", str(src), "-t", f"{end - start:.6f}",
+               "-map", "0:v:0", "-an", "-sn", "-dn",
+               "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+               # odd sizes are not allowed by yuv420p
+               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-movflags", "+faststart",
+               "-threads", "1", "-f", "mp4", str(tmp)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            msg = (proc.stderr or "").strip().splitlines()
+            raise VideoError(f"{src}: cutting {start:g}-{end:g} s failed: {msg[-1] if msg else 'ffmpeg error'}")
+        if tmp.stat().st_size == 0:
+            raise VideoError(f"{src}: no frames between {start:g} and {end:g} s")
+
+
+def sample_indices(n_frames: int, fps: float, *, frames_per_clip: int | None = 16,
+                   rate: float | None = None, all_frames: bool = False) -> list[int]:
+    """Which frames to keep: N spread uniformly (segment centres), a fixed rate, or all.
+
+    With fewer frames than asked for, every frame is kept once (no duplicates).
+    """
+    if n_frames <= 0:
+        return []
+    if all_frames:
+        return list(range(n_frames))
+    if rate:
+        step = fps / rate
+        return sorted({min(int(i * step + step / 2), n_frames - 1) for i in range(max(1, int(n_frames / step)))})
+    n = frames_per_clip or 16
+    if n >= n_frames:
+        return list(range(n_frames))
+    return [int((i + 0.5) * n_frames / n) for i in range(n)]
+
+
+def read_frames(path: Path, indices: list[int] | None = None) -> tuple[list[int], list[np.ndarray]]:
+    """Decode the frames at ``indices`` (all if None) in one sequential pass, as BGR arrays.
+
+    Sequential grab() is exact for every codec (seeking by frame index is not) and
+    skips colour conversion for frames we do not keep. Returns the indices actually read:
+    a container can promise more frames than it holds.
+    """
+    cap = _open(path)
+    keep = None if indices is None else set(indices)
+    last = max(keep) if keep else None
+    got_idx, frames = [], []
+    try:
+        i = 0
+        while last is None or i <= last:
+            if keep is None or i in keep:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                got_idx.append(i)
+                frames.append(frame)
+            elif not cap.grab():
+                break
+            i += 1
+    finally:
+        cap.release()
+    return got_idx, frames
+
+
+def resize_short_side(frame: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the short side is ``size`` pixels, keeping the aspect ratio."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    if min(h, w) == size:
+        return frame
+    scale = size / min(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, new, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def write_video(path: Path, frames, fps: float, *, crf: int = 18, gop: int | None = None) -> int:
+    """Encode BGR uint8 frames (an iterable of equal-size arrays) as H.264 MP4, atomically.
+
+    Returns the number of frames written. ``gop`` sets the keyframe interval.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise VideoError(f"{path}: no frames to write")
+    h, w = first.shape[:2]
+    with atomic_path(path) as tmp:
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
+               "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+        if gop:
+            cmd += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
+        cmd += ["-threads", "1", "-f", "mp4", str(tmp)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        n = 0
+        try:
+            for frame in itertools.chain([first], frames):
+                proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+                n += 1
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        err = proc.stderr.read().decode(errors="replace")
+        if proc.wait() != 0:
+            raise VideoError(f"{path}: writing the video failed: {err.strip()[-300:]}")
+    return n

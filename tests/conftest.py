@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from videotools import make_numbered_video
+
+# Quiet TensorFlow's C++ start-up chatter in test output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+JUNAID = SHARED_DATA / "asl-letters-junaid" / "tutorial"
+
+
+@pytest.fixture
+def numbered_video(tmp_path):
+    """Factory: a tiny H.264 video whose frames carry their own index."""
+
+    def make(name="v.mp4", seconds=4.0, fps=10, gop=50, **kw):
+        return make_numbered_video(tmp_path / name, seconds, fps, gop, **kw)
+
+    return make
+
+
+@pytest.fixture
+def junaid_dir():
+    if not JUNAID.is_dir():
+        pytest.skip("real footage ../shared/data/asl-letters-junaid not present")
+    return JUNAID
