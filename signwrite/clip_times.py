@@ -76,6 +76,18 @@ def _read_text(path: Path) -> str:
     return text
 
 
+def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a CSV file, or one clear error for an unreadable or empty file."""
+    text = _read_text(path)
+    try:
+        rows = list(_rows(text))
+    except csv.Error as exc:
+        raise SignwriteError(f"{path}: not a readable CSV file ({exc}); save it as CSV") from None
+    if not rows:
+        raise SignwriteError(f"{path}: the file holds no rows; see README.md for its format")
+    return rows
+
+
 def _rows(text: str):
     """Yield (line number, cells) for every non-blank CSV row, cells stripped."""
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
@@ -138,8 +150,7 @@ def label_problem(label: str) -> str | None:
 def read_sources(path: Path) -> dict[str, Source]:
     """Read sources.csv (``video,url``) into {video id: Source}, checking every row."""
     path = Path(path)
-    text = _read_text(path)
-    rows = list(_rows(text))
+    rows = _read_rows(path)
     header = [c.lower() for c in rows[0][1]]
     if header[:2] != ["video", "url"] or len(header) != 2:
         raise InputError(path, [f"line {rows[0][0]}: header is {','.join(rows[0][1])!r}, expected 'video,url'"],
@@ -194,7 +205,7 @@ def _resolve_url(url: str, base: Path) -> tuple[str, str, str]:
 def read_clip_times(path: Path, sources: dict[str, Source]) -> list[Clip]:
     """Read video_clip_times.csv in either layout and check every row against ``sources``."""
     path = Path(path)
-    rows = list(_rows(_read_text(path)))
+    rows = _read_rows(path)
     first = [c.lower() for c in rows[0][1]]
     if "label" in first and "video" in first:
         clips, problems = _parse_long(rows)
