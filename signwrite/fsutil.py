@@ -14,6 +14,16 @@ from signwrite.errors import SignwriteError
 TMP_MARK = ".signwrite-tmp"
 
 
+def _default_mode() -> int:
+    # mkstemp makes 0600 files; outputs should get the mode any new file gets (0666 - umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _default_mode()
+
+
 def temp_path_for(path: Path) -> Path:
     """A fresh temp file name next to ``path`` (same folder, so the rename is atomic).
 
@@ -22,6 +32,7 @@ def temp_path_for(path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TMP_MARK}{path.suffix}", dir=path.parent)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     return Path(name)
 
@@ -87,11 +98,12 @@ def remove_stale_temps(folder: Path) -> int:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path, stage: str):
+def folder_lock(folder: Path, stage: str, *, shared: bool = False):
     """Hold an exclusive lock on ``folder`` for ``stage``; a second run gets a clear error.
 
-    An OS lock (flock) is released by the kernel when the process dies, so a killed run
-    never leaves a stale lock behind.
+    ``shared=True`` lets several holders in at once (e.g. fetch shards) while still keeping
+    out an exclusive holder. An OS lock (flock) is released by the kernel when the process
+    dies, so a killed run never leaves a stale lock behind.
     """
     import fcntl
 
@@ -101,7 +113,7 @@ def folder_lock(folder: Path, stage: str):
     fh = open(lock_file, "a+")
     try:
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SignwriteError(
                 f"{folder}: another '{stage}' run is using this folder; wait for it to finish "
