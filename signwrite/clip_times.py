@@ -85,17 +85,27 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
         raise SignwriteError(f"{path}: not a readable CSV file ({exc}); save it as CSV") from None
     if not rows:
         raise SignwriteError(f"{path}: the file holds no rows; see README.md for its format")
+    line, first = rows[0]
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if len(first) == 1 and sep in first[0]:
+            raise InputError(path, [f"line {line}: cells are separated by {name}, not commas"],
+                             fix="save the file as comma-separated CSV (CSV UTF-8 in spreadsheet programs)")
     return rows
 
 
 def _rows(text: str):
-    """Yield (line number, cells) for every non-blank CSV row, cells stripped."""
+    """Yield (line number, cells) for every non-blank CSV row, cells stripped.
+
+    Trailing empty cells are dropped: spreadsheets add them, and they mean nothing here.
+    """
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     line = 1
     for cells in reader:
         start_line, line = line, reader.line_num + 1
         cells = [c.strip() for c in cells]
-        if any(cells):
+        while cells and not cells[-1]:
+            cells.pop()
+        if cells:
             yield start_line, cells
 
 
@@ -157,16 +167,18 @@ def read_sources(path: Path) -> dict[str, Source]:
                          fix="make the first line exactly: video,url")
     problems, sources = [], {}
     for line, cells in rows[1:]:
-        if len(cells) != 2:
+        if len(cells) > 2:
             problems.append(f"line {line}: expected 2 cells (video,url), found {len(cells)}")
             continue
-        video, url = cells
+        video, url = cells if len(cells) == 2 else (cells[0], "")
         if not SAFE_ID.match(video):
             problems.append(f"line {line}: video id {video!r} is not a safe file name "
                             "(letters, digits, '.', '_' and '-', starting with a letter or digit)")
             continue
-        if video in sources:
-            problems.append(f"line {line}: video id {video!r} already used on line {sources[video].row}")
+        same = [s for s in sources.values() if s.video.lower() == video.lower()]
+        if same:
+            twin = "" if same[0].video == video else f" as {same[0].video!r} (file names ignore case on Windows and macOS)"
+            problems.append(f"line {line}: video id {video!r} already used on line {same[0].row}{twin}")
             continue
         if not url:
             problems.append(f"line {line}: video {video!r} has an empty url")
@@ -185,6 +197,8 @@ def read_sources(path: Path) -> dict[str, Source]:
 
 def _resolve_url(url: str, base: Path) -> tuple[str, str, str]:
     """(kind, location, problem). A plain path is a local file; only http(s) URLs download."""
+    if any(unicodedata.category(c) == "Cc" for c in url):
+        return "", "", f"url {url!r} holds a control character"
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url)
     if scheme:
         if scheme.group(1).lower() not in ("http", "https"):
@@ -206,8 +220,10 @@ def read_clip_times(path: Path, sources: dict[str, Source]) -> list[Clip]:
     """Read video_clip_times.csv in either layout and check every row against ``sources``."""
     path = Path(path)
     rows = _read_rows(path)
-    first = [c.lower() for c in rows[0][1]]
-    if "label" in first and "video" in first:
+    first = {c.lower() for c in rows[0][1]}
+    # A header names at least two columns; a wide row holds one label and times. (One
+    # name is not enough: "end" or "video" may well be a sign.)
+    if len(first & set(LONG_COLUMNS + OPTIONAL_COLUMNS)) >= 2:
         clips, problems = _parse_long(rows)
     else:
         clips, problems = _parse_wide(rows, list(sources))
@@ -234,10 +250,12 @@ def _parse_long(rows) -> tuple[list[Clip], list[str]]:
         return [], [f"line {header_line}: {why}; the header must be label,video,start,end[,split]"]
     col = {name: i for i, name in enumerate(names)}
     clips = []
+    last_required = max(col[name] for name in LONG_COLUMNS)
     for line, cells in rows[1:]:
-        if len(cells) != len(names):
+        if len(cells) > len(names) or len(cells) <= last_required:
             problems.append(f"line {line}: expected {len(names)} cells, found {len(cells)}")
             continue
+        cells = cells + [""] * (len(names) - len(cells))  # an empty split cell at the end
         get = lambda name: cells[col[name]] if name in col else ""  # noqa: E731
         bad = [p for p in (_time_problem(get("start")), _time_problem(get("end"))) if p]
         split = get("split").lower()
@@ -253,15 +271,23 @@ def _parse_long(rows) -> tuple[list[Clip], list[str]]:
 def _parse_wide(rows, videos: list[str]) -> tuple[list[Clip], list[str]]:
     """Two rows per sign (starts, then ends), one column per video in sources.csv order."""
     problems, clips = [], []
-    if len(rows) % 2:
-        problems.append(f"{len(rows)} rows: the wide layout needs two rows per sign (start times, "
-                        f"then end times); line {rows[-1][0]} has no partner "
-                        "(or add a header label,video,start,end to use the long layout)")
-    for (l1, starts), (l2, ends) in zip(rows[0::2], rows[1::2]):
-        if starts[0] != ends[0]:
-            problems.append(f"lines {l1}-{l2}: labels differ ({starts[0]!r} vs {ends[0]!r}); "
-                            "each sign needs a start row then an end row with the same label")
+    line, first = rows[0]
+    if len(first) > 1 and all(c in videos and _time_problem(c) for c in first[1:] if c):
+        problems.append(f"line {line}: looks like a header naming the videos; the wide layout has no "
+                        "header (its columns follow sources.csv order): delete this line, or use the "
+                        "long layout with the header label,video,start,end")
+        rows = rows[1:]
+    i = 0
+    while i < len(rows):
+        l1, starts = rows[i]
+        if i + 1 == len(rows) or rows[i + 1][1][0] != starts[0]:
+            after = (f"; the next row (line {rows[i + 1][0]}) is labelled {rows[i + 1][1][0]!r}"
+                     if i + 1 < len(rows) else "; it is the last row")
+            problems.append(f"line {l1}: sign {starts[0]!r} has one row, but the wide layout needs two "
+                            f"rows per sign with the same label (start times, then end times){after}")
+            i += 1
             continue
+        (l2, ends), i = rows[i + 1], i + 2
         width = max(len(starts), len(ends)) - 1
         if width > len(videos):
             problems.append(f"lines {l1}-{l2}: {width} time columns but sources.csv lists "
@@ -277,6 +303,8 @@ def _parse_wide(rows, videos: list[str]) -> tuple[list[Clip], list[str]]:
                 problems.append(f"{where}: a start without an end (or the reverse)")
                 continue
             bad = [p for p in (_time_problem(s), _time_problem(e)) if p]
+            if not bad and parse_time(e) <= parse_time(s):
+                bad = [f"end {e} is not after start {s}"]
             if bad:
                 problems += [f"{where}: {p}" for p in bad]
                 continue
@@ -297,6 +325,12 @@ def _check_clips(clips: list[Clip], sources: dict[str, Source]) -> list[str]:
         if c.end <= c.start:
             problems.append(f"{where}: end {c.end:g} is not after start {c.start:g}")
     problems += _overlaps(clips)
+    ids: dict[str, Clip] = {}
+    for c in clips:
+        other = ids.setdefault(c.clip_id, c)
+        if other is not c and (other.video, other.label) != (c.video, c.label):
+            problems.append(f"lines {other.row} and {c.row}: both clips get the id {c.clip_id!r} "
+                            "(video and label ids with '_' run together); rename a video or a label")
     sides: dict[str, set[str]] = {}
     for c in clips:
         if c.split:
@@ -359,11 +393,16 @@ def assign_splits(clips: list[Clip], test_videos: list[str] | None = None,
         if unknown:
             raise SignwriteError(f"--test-videos: {', '.join(unknown)} not in the clip-times file "
                                  f"(videos with clips: {', '.join(videos)})")
+        overruled = [v for v in test_videos if fixed.get(v) == "train"]
+        if overruled:
+            log.warning("--test-videos: %s marked train by the split column, which wins", ", ".join(overruled))
         chosen = {v: ("test" if v in test_videos else "train") for v in videos if v not in fixed}
     else:
         free = sorted((v for v in videos if v not in fixed), key=_video_rank)
-        n_test = round(len(videos) * test_fraction) - sum(1 for s in fixed.values() if s == "test")
-        n_test = min(max(n_test, 1 if test_fraction > 0 and len(free) > 1 else 0), len(free) - 1 if len(videos) > 1 else 0)
+        want = round(len(videos) * test_fraction)
+        if test_fraction > 0 and len(videos) > 1:
+            want = min(max(want, 1), len(videos) - 1)  # both sides get at least one video
+        n_test = min(max(want - sum(1 for s in fixed.values() if s == "test"), 0), len(free))
         chosen = {v: ("test" if i < n_test else "train") for i, v in enumerate(free)}
     chosen.update(fixed)
     return [replace(c, split=chosen[c.video]) for c in clips]
