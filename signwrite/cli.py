@@ -36,6 +36,12 @@ class TqdmHandler(logging.StreamHandler):
 
 
 def setup_logging(verbose: bool = False) -> None:
+    import os
+
+    # TensorFlow's C++ start-up lines (CUDA probing on a machine with no GPU, oneDNN notes)
+    # bury the output people need; -v keeps them.
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     root = logging.getLogger()
     for h in list(root.handlers):
         if isinstance(h, TqdmHandler):

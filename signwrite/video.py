@@ -41,7 +41,7 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _open(path: Path):
+def _open(path: Path, threads: int | None = None):
     import cv2
 
     path = Path(path)
@@ -49,7 +49,10 @@ def _open(path: Path):
         raise VideoError(f"{path}: no such video file")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: the file is empty (0 bytes); download or copy it again")
-    cap = cv2.VideoCapture(str(path))
+    if threads is None:
+        cap = cv2.VideoCapture(str(path))
+    else:
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(threads)])
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{path}: not a readable video (truncated or not a video file); "
@@ -126,24 +129,59 @@ def read_frames(path: Path, indices: list[int] | None = None) -> tuple[list[int]
     a container can promise more frames than it holds.
     """
     cap = _open(path)
+    try:
+        return _decode(cap, indices)
+    finally:
+        cap.release()
+
+
+def _decode(cap, indices: list[int] | None, transform=None) -> tuple[list[int], list]:
     keep = None if indices is None else set(indices)
     last = max(keep) if keep else None
     got_idx, frames = [], []
-    try:
-        i = 0
-        while last is None or i <= last:
-            if keep is None or i in keep:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                got_idx.append(i)
-                frames.append(frame)
-            elif not cap.grab():
+    i = 0
+    while last is None or i <= last:
+        if keep is None or i in keep:
+            ok, frame = cap.read()
+            if not ok:
                 break
-            i += 1
+            got_idx.append(i)
+            frames.append(frame if transform is None else transform(frame))
+        elif not cap.grab():
+            break
+        i += 1
+    return got_idx, frames
+
+
+def read_sampled(path: Path, choose, *, threads: int | None = None, transform=None
+                 ) -> tuple[VideoInfo, list[int], list]:
+    """probe() then read_frames() in one open: ``choose(info)`` returns the indices to keep.
+
+    One open instead of two saves a container parse and a decoded frame per clip (about a
+    tenth of extracting 16 frames from a 2 s clip). ``threads`` caps FFmpeg's decoder
+    threads: 1 in a process pool, where the pool is the parallelism. ``transform`` is
+    applied to each kept frame as it is decoded (e.g. resize and JPEG-encode), so memory
+    stays bounded however many frames are kept.
+    """
+    import cv2
+
+    cap = _open(path, threads)
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if n <= 0 or not (0 < fps < 1000):
+            raise VideoError(f"{path}: holds no readable frames (fps={fps:g}, frames={n}); "
+                             "the file may be truncated; download or copy it again")
+        info = VideoInfo(Path(path), float(fps), n, w, h)
+        wanted = list(choose(info))
+        got_idx, frames = _decode(cap, wanted, transform) if wanted else ([], [])
     finally:
         cap.release()
-    return got_idx, frames
+    if wanted and not got_idx:
+        raise VideoError(f"{path}: no frame could be decoded; the file may be truncated; "
+                         "download or copy it again")
+    return info, got_idx, frames
 
 
 def resize_short_side(frame: np.ndarray, size: int) -> np.ndarray:

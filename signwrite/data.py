@@ -1,0 +1,231 @@
+"""Frames for training: read frames.csv, carve validation out of train, tf.data pipelines.
+
+frames.csv (written by extract_frames, docs/CONTRACTS.md) has one row per clip; here it
+becomes one row per frame: split, label, clip_id, video, path (absolute), index (the
+frame's number in its clip) and position (0.. in time order within the clip).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from signwrite.errors import InputError, SignwriteError
+
+log = logging.getLogger(__name__)
+
+FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames"]
+EXTRACT_FIX = "run `python -m signwrite.extract_frames` again to rebuild data/frames"
+CACHE_BUDGET_BYTES = 1.5e9  # decoded training frames are kept in memory below this size
+
+
+def frames_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "frames"
+
+
+def read_extract_config(data_dir: Path) -> dict:
+    path = frames_dir(data_dir) / "extract_config.json"
+    if not path.is_file():
+        raise SignwriteError(f"{path}: not found; {EXTRACT_FIX}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise SignwriteError(f"{path}: not valid JSON ({exc}); {EXTRACT_FIX}") from None
+
+
+def read_clips(data_dir: Path, check_files: bool = True):
+    """frames.csv as a DataFrame (one row per clip); an InputError naming every bad row."""
+    import pandas as pd
+
+    path = frames_dir(data_dir) / "frames.csv"
+    if not path.is_file():
+        raise SignwriteError(f"{path}: not found; run `python -m signwrite.extract_frames "
+                             f"--data-dir {data_dir}` first")
+    clips = pd.read_csv(path, dtype={"label": str, "clip_id": str, "video": str, "frames": str},
+                        keep_default_na=False)
+    missing = [c for c in FRAMES_COLUMNS if c not in clips.columns]
+    if missing:
+        raise InputError(path, [f"missing column(s): {', '.join(missing)}"], EXTRACT_FIX)
+    problems = []
+    for row_number, row in enumerate(clips.itertuples(index=False), start=2):  # row 1 is the header
+        where = f"row {row_number} ({row.clip_id or 'no clip_id'})"
+        if row.split not in ("train", "test"):
+            problems.append(f"{where}: split must be train or test, not {row.split!r}")
+        if not row.label:
+            problems.append(f"{where}: empty label")
+        frames = [f for f in row.frames.split(";") if f]
+        if not frames:
+            problems.append(f"{where}: lists no frames")
+        elif len(frames) != int(row.n_frames):
+            problems.append(f"{where}: n_frames is {row.n_frames} but {len(frames)} frames are listed")
+        if check_files:
+            absent = [f for f in frames if not (path.parent / f).is_file()]
+            if absent:
+                problems.append(f"{where}: {len(absent)} frame file(s) missing, e.g. {absent[0]}")
+    if problems:
+        raise InputError(path, problems, EXTRACT_FIX)
+    if clips.clip_id.duplicated().any():
+        dup = clips.clip_id[clips.clip_id.duplicated()].iloc[0]
+        raise InputError(path, [f"clip {dup} is listed twice"], EXTRACT_FIX)
+    return clips
+
+
+def explode_frames(clips, data_dir: Path):
+    """One row per frame, in clip then time order."""
+    import pandas as pd
+
+    root = frames_dir(data_dir).resolve()
+    rows = []
+    for clip in clips.itertuples(index=False):
+        for position, rel in enumerate(f for f in clip.frames.split(";") if f):
+            rows.append((clip.split, clip.label, clip.clip_id, clip.video, str(root / rel),
+                         frame_number(rel), position))
+    return pd.DataFrame(rows, columns=["split", "label", "clip_id", "video", "path", "index", "position"])
+
+
+def frame_number(rel_path: str) -> int:
+    """NNNN in <clip_id>-NNNN.jpg: the frame's index within its clip."""
+    stem = Path(rel_path).stem
+    tail = stem.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def clip_numbers(frames) -> np.ndarray:
+    """Each frame's clip as 0..n_clips-1, in order of first appearance."""
+    import pandas as pd
+
+    return pd.factorize(frames.clip_id)[0]
+
+
+# -- validation ----------------------------------------------------------------------------
+
+@dataclass
+class Validation:
+    train: object  # per-frame DataFrames
+    val: object
+    strategy: str  # "videos" | "clips" | "time-tail" | "none"
+    note: str
+
+
+def carve_validation(train, fraction: float, seed: int) -> Validation:
+    """Hold out part of the training frames for validation, never a label's only data.
+
+    In order of preference: whole videos (when train has several); whole clips of the
+    labels that have more than one; the last ``fraction`` of every clip's frames in time.
+    """
+    if fraction <= 0:
+        return Validation(train, train.iloc[:0], "none", "no validation (--val-fraction 0): "
+                          "the last epoch is kept")
+    rng = np.random.default_rng(seed)
+    clips = train.drop_duplicates("clip_id")[["clip_id", "label", "video"]]
+
+    videos = list(clips.video.unique())
+    if len(videos) > 1:
+        held, left = [], clips
+        for v in rng.permutation(videos):
+            rest = left[left.video != v]
+            # at least one video, more while the held-out share stays within the fraction,
+            # and never one whose removal would leave a label without training clips
+            share = (len(clips) - len(rest)) / len(clips)
+            if set(rest.label) == set(clips.label) and (not held or share <= fraction):
+                held.append(str(v))
+                left = rest
+        if held:
+            val = train[train.video.isin(held)]
+            return Validation(train[~train.video.isin(held)], val, "videos",
+                              f"validation: {len(held)} of {len(videos)} training videos held out "
+                              f"({', '.join(sorted(held))}): {val.clip_id.nunique()} clips, {len(val)} frames")
+
+    per_label = clips.groupby("label").clip_id.apply(list)
+    held = []
+    for label, ids in per_label.items():
+        if len(ids) > 1:
+            n = min(len(ids) - 1, max(1, round(fraction * len(ids))))
+            held += list(rng.choice(sorted(ids), size=n, replace=False))
+    why = "train holds a single video" if len(videos) == 1 else "no training video can be held out without losing a label"
+    if held:
+        val = train[train.clip_id.isin(held)]
+        return Validation(train[~train.clip_id.isin(held)], val, "clips",
+                          f"validation: {why}, so {len(held)} whole clips are held out of it "
+                          f"({val.label.nunique()} of {clips.label.nunique()} labels; a label's only "
+                          f"clip is never held out): {len(val)} frames")
+
+    n_frames = train.groupby("clip_id").position.transform("size")
+    tail = (n_frames > 1) & (train.position >= n_frames - np.maximum(1, np.round(fraction * n_frames)))
+    val = train[tail]
+    return Validation(train[~tail], val, "time-tail",
+                      f"validation: {why} and every label has a single clip, so the last "
+                      f"{fraction:.0%} of each clip's frames (in time) are held out: {len(val)} frames")
+
+
+# -- tf.data ----------------------------------------------------------------------------------
+
+def sign_augmentation(seed: int, flip: bool = False):
+    """Random changes a sign survives: small shifts, zoom, tilt, lighting. No left-right
+    flip unless asked: a mirrored sign is signed with the other hand."""
+    import keras
+
+    L = keras.layers
+    layers = [L.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed),
+              L.RandomZoom((-0.15, 0.1), fill_mode="nearest", seed=seed + 1),
+              L.RandomRotation(0.03, fill_mode="nearest", seed=seed + 2),  # about +-11 degrees
+              L.RandomContrast(0.2, seed=seed + 3),
+              L.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4)]
+    if flip:
+        layers.append(L.RandomFlip("horizontal", seed=seed + 5))
+    return keras.Sequential(layers, name="sign_augmentation")
+
+
+def load_frame(path, resize):
+    """One JPEG -> RGB float 0..255 of the model's size, exactly as ``resize`` (the model's
+    Resizing layer, centre crop + antialiased resize) would make it from the decoded frame."""
+    import tensorflow as tf
+
+    # INTEGER_ACCURATE decodes exactly as OpenCV does (predict/live read frames with cv2);
+    # TensorFlow's default (fast) DCT differs by up to ~9 levels per pixel
+    frame = tf.io.decode_jpeg(tf.io.read_file(path), channels=3, dct_method="INTEGER_ACCURATE")
+    # the centre square, cut where Resizing(crop_to_aspect_ratio=True) cuts it ...
+    h, w = tf.shape(frame)[0], tf.shape(frame)[1]
+    side = tf.minimum(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = tf.cast(frame[top:top + side, left:left + side], tf.float32)
+    # ... and resized unless it already has the size: resizing to the same size is the
+    # identity but costs more than decoding (299 px frames for a 299 px model)
+    out = tf.cond(side == resize.height, lambda: square, lambda: resize(square))
+    return tf.ensure_shape(out, (resize.height, resize.width, 3))
+
+
+def frame_dataset(paths, targets, resize, batch_size: int, *, shuffle: bool = False,
+                  augment=None, seed: int = 0, cache: bool | None = None):
+    """JPEG paths -> batches of (RGB float 0..255 frames of the model's size, target).
+
+    ``resize`` is the run's own Resizing layer (backbones.frame_preprocessing), so frames
+    reach the network exactly as a saved model would resize them.
+    """
+    import tensorflow as tf
+
+    paths = [str(p) for p in paths]
+    targets = np.asarray(targets, dtype=np.int32)
+
+    def load(path, target):
+        return load_frame(path, resize), target
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, targets))
+    # A fixed pool, one decoder per core: on a small CPU, AUTOTUNE's extra threads fight the
+    # model for cores (measured in benchmarks/bench_train.py)
+    ds = ds.map(load, num_parallel_calls=os.cpu_count() or 2, deterministic=True)
+    if cache is None:
+        cache = len(paths) * resize.height * resize.width * 3 * 4 < CACHE_BUDGET_BYTES
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None:
+        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=os.cpu_count() or 2)
+    return ds.prefetch(2)

@@ -1,0 +1,706 @@
+"""Stage 2: sample JPEG frames from every clip (data/clips -> data/frames).
+
+    python -m signwrite.extract_frames [--data-dir data] [--frames-per-clip N | --fps F |
+                                        --all-frames] [--size PX] [--jobs N] [--shard I/N]
+
+Reads data/clips/clips.csv (written by fetch). Writes one folder of JPEGs per clip,
+data/frames/<split>/<label>/<clip_id>/<clip_id>-NNNN.jpg (NNNN: the frame's 0-based index
+in the clip), then data/frames/frames.csv, data/frames/extract_config.json and a contact
+sheet per label (data/frames/contact_sheets/<label>.jpg). docs/CONTRACTS.md pins the formats.
+
+A clip folder is filled under a temp name and renamed into place, so it is whole or
+absent; a re-run only does the clips whose folder is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import secrets
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from signwrite import video
+from signwrite.cli import run, setup_logging
+from signwrite.clip_times import label_problem, parse_shard, shard_filter
+from signwrite.errors import InputError, SignwriteError, VideoError
+from signwrite.fsutil import TMP_MARK, atomic_path, folder_lock, remove_stale_temps, write_text
+
+log = logging.getLogger(__name__)
+
+CLIPS_COLUMNS = ["clip_id", "label", "video", "start", "end", "split", "path", "frames"]
+FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames"]
+SAMPLING_KEYS = ("frames_per_clip", "fps", "all_frames", "size", "jpeg_quality")
+SPLITS = ("train", "test")
+SHEET_FRAMES = 6  # thumbnails across a contact-sheet row: enough to see a sign begin and end
+SHEET_THUMB_HEIGHT = 96
+SHEET_MAX_ROWS = 500  # JPEG images stop at 65535 pixels high
+SHEET_VERSION = 1  # bump when the sheet layout changes, so existing sheets are redrawn
+
+
+@dataclass
+class ExtractSettings:
+    data_dir: Path = Path("data")
+    frames_per_clip: int | None = 16  # N frames spread uniformly over each clip, or
+    fps: float | None = None  # a fixed rate (frames per second of video), or
+    all_frames: bool = False  # every frame
+    size: int = 299  # short side in pixels after resizing (InceptionV3's input size)
+    jpeg_quality: int = 95
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    shard: tuple[int, int] | None = None  # (i, n): only clips whose id hashes to shard i of n
+
+    def __post_init__(self):
+        self.data_dir = Path(self.data_dir)
+        if isinstance(self.shard, str):
+            self.shard = parse_shard(self.shard)
+        if self.fps is not None and self.all_frames:
+            raise SignwriteError(f"choose one of fps and all_frames; received fps={self.fps}, all_frames=True")
+        if self.fps is not None or self.all_frames:
+            self.frames_per_clip = None  # the rate or all frames decide; N is not used
+        if self.frames_per_clip is not None and not (isinstance(self.frames_per_clip, int)
+                                                     and self.frames_per_clip >= 1):
+            raise SignwriteError(f"frames_per_clip must be a whole number >= 1; received {self.frames_per_clip!r}")
+        if self.fps is not None:
+            if not (isinstance(self.fps, (int, float)) and 0 < self.fps < 1000):
+                raise SignwriteError(f"fps must be a number of frames per second in (0, 1000); received {self.fps!r}")
+            self.fps = float(self.fps)
+        if not (isinstance(self.size, int) and 8 <= self.size <= 4096):
+            raise SignwriteError(f"size must be a whole number of pixels in [8, 4096]; received {self.size!r}")
+        if not (isinstance(self.jpeg_quality, int) and 1 <= self.jpeg_quality <= 100):
+            raise SignwriteError(f"jpeg_quality must be in [1, 100]; received {self.jpeg_quality!r}")
+        if not (isinstance(self.jobs, int) and self.jobs >= 1):
+            raise SignwriteError(f"jobs must be a whole number >= 1; received {self.jobs!r}")
+
+    def sampling(self) -> dict:
+        """What decides the frames on disk: saved as extract_config.json, compared on re-runs."""
+        return {"frames_per_clip": self.frames_per_clip, "fps": self.fps, "all_frames": self.all_frames,
+                "size": self.size, "jpeg_quality": self.jpeg_quality}
+
+
+@dataclass
+class ClipRow:
+    """One clips.csv row; ``start``/``end`` keep their text so frames.csv copies them exactly."""
+    clip_id: str
+    label: str
+    video: str
+    start: str
+    end: str
+    split: str
+    src: Path
+
+    def folder(self, frames_dir: Path) -> Path:
+        return frames_dir / self.split / self.label / self.clip_id
+
+
+@dataclass
+class ClipResult:
+    clip_id: str
+    fps: float | None = None
+    names: list[str] = field(default_factory=list)  # JPEG file names, in time order
+    error: str = ""
+    extracted: bool = False
+
+
+@dataclass
+class ExtractReport:
+    frames_dir: Path
+    shard: tuple[int, int] | None = None
+    clips: int = 0  # clips this run was responsible for
+    extracted: int = 0
+    already_done: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (clip_id, why)
+    listed: int = 0  # clips in frames.csv
+    n_frames: int = 0
+    labels: int = 0
+    sheets_written: int = 0
+
+    def summary(self) -> str:
+        head = f"shard {self.shard[0]}/{self.shard[1]}: " if self.shard else ""
+        lines = [f"extract_frames: {head}{self.clips} clips: {self.extracted} extracted, "
+                 f"{self.already_done} already done, {len(self.failed)} failed"]
+        if self.shard:
+            lines.append(f"frames are in {self.frames_dir}; run again without --shard, once every "
+                         "shard is done, to write frames.csv and the contact sheets")
+        else:
+            lines.append(f"{self.frames_dir / 'frames.csv'}: {self.listed} clips, {self.n_frames} frames, "
+                         f"{self.labels} labels; contact sheets: {self.sheets_written} redrawn "
+                         f"(in {self.frames_dir / 'contact_sheets'})")
+        if self.failed:
+            lines.append(f"failed ({len(self.failed)}; fix or re-cut them, then run again):")
+            lines += [f"  {clip}: {why}" for clip, why in self.failed]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- reading clips.csv
+
+
+def read_clips(data_dir: Path) -> list[ClipRow]:
+    """The clips fetch wrote, checked row by row (every problem reported at once)."""
+    import pandas as pd
+
+    path = Path(data_dir) / "clips" / "clips.csv"
+    if not path.is_file():
+        raise SignwriteError(f"{path}: not found; run `signwrite fetch` first "
+                             "(or pass --data-dir the folder fetch wrote to)")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SignwriteError(f"{path}: not a readable CSV ({exc}); "
+                             "run `signwrite fetch` again to rewrite it") from None
+    missing = [c for c in CLIPS_COLUMNS if c not in df.columns]
+    if missing:
+        raise SignwriteError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(CLIPS_COLUMNS)}); "
+                             "run `signwrite fetch` again to rewrite it")
+    rows, problems, seen = [], [], {}
+    for line, r in enumerate(df[CLIPS_COLUMNS].itertuples(index=False), start=2):
+        r = r._replace(**{k: v.strip() for k, v in r._asdict().items()})
+        why = [w for w in (label_problem(r.label), _id_problem(r.clip_id)) if w]
+        if r.split not in SPLITS:
+            why.append(f"split {r.split!r} is not train or test")
+        for name in ("start", "end"):
+            try:
+                float(getattr(r, name))
+            except ValueError:
+                why.append(f"{name} {getattr(r, name)!r} is not a number of seconds")
+        rel = Path(r.path)
+        if not r.path or rel.is_absolute() or ".." in rel.parts:
+            why.append(f"path {r.path!r} is not a path inside {data_dir}")
+        if r.clip_id in seen:
+            why.append(f"clip {r.clip_id!r} already listed on line {seen[r.clip_id]}")
+        seen.setdefault(r.clip_id, line)
+        if why:
+            problems += [f"line {line}: {w}" for w in why]
+        else:
+            rows.append(ClipRow(r.clip_id, r.label, r.video, r.start, r.end, r.split, Path(data_dir) / rel))
+    if problems:
+        raise InputError(path, problems, fix="run `signwrite fetch` again to rewrite clips.csv")
+    if not rows:
+        raise SignwriteError(f"{path}: lists no clips; run `signwrite fetch` first")
+    return rows
+
+
+def _id_problem(clip_id: str) -> str | None:
+    why = label_problem(clip_id)
+    return why and why.replace("label", "clip id", 1)
+
+
+# --------------------------------------------------------------------------- one clip
+
+
+def frame_name(clip_id: str, index: int) -> str:
+    return f"{clip_id}-{index:04d}.jpg"
+
+
+def _frame_index(clip_id: str, name: str) -> int | None:
+    middle = name[len(clip_id) + 1:-4]
+    if name.startswith(clip_id + "-") and name.endswith(".jpg") and middle.isdigit():
+        return int(middle)
+    return None
+
+
+def list_frames(folder: Path, clip_id: str) -> list[str]:
+    """A finished clip folder's JPEG names in time order (numeric: 10000 comes after 9999)."""
+    found = [(_frame_index(clip_id, n), n) for n in os.listdir(folder)]
+    return [n for i, n in sorted(f for f in found if f[0] is not None)]
+
+
+def extract_clip(src: Path, dest: Path, clip_id: str, sampling: dict, *, threads: int | None = 1
+                 ) -> tuple[float, list[str]]:
+    """Decode the clip's sampled frames, resize them and write them as JPEGs into ``dest``.
+
+    The JPEGs go to a temp folder next to ``dest`` that is renamed into place when full,
+    so ``dest`` is whole or absent whatever happens. Returns (fps, file names).
+    """
+    import cv2
+
+    def choose(info: video.VideoInfo) -> list[int]:
+        return video.sample_indices(info.n_frames, info.fps, frames_per_clip=sampling["frames_per_clip"],
+                                    rate=sampling["fps"], all_frames=sampling["all_frames"])
+
+    def encode(frame: np.ndarray) -> np.ndarray:
+        frame = video.resize_short_side(frame, sampling["size"])
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, sampling["jpeg_quality"]])
+        if not ok:
+            raise VideoError(f"{src}: a frame could not be encoded as JPEG")
+        return buf
+
+    info, indices, jpegs = video.read_sampled(src, choose, threads=threads, transform=encode)
+    wanted = choose(info)
+    if len(indices) < len(wanted):
+        log.warning("%s: the container promises %d frames but fewer decode; kept %d of the %d sampled frames",
+                    src, info.n_frames, len(indices), len(wanted))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{clip_id}.{os.getpid()}.{secrets.token_hex(3)}{TMP_MARK}"
+    tmp.mkdir()
+    try:
+        names = [frame_name(clip_id, i) for i in indices]
+        for name, buf in zip(names, jpegs):
+            buf.tofile(tmp / name)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info.fps, names
+
+
+@dataclass
+class _Task:
+    row: ClipRow
+    dest: Path
+    sampling: dict
+    probe_only: bool = False  # the folder is done; only its fps is needed for frames.csv
+
+
+def _run_task(task: _Task) -> ClipResult:
+    """One clip, in a worker: a bad clip becomes a recorded failure, not a crash."""
+    import cv2
+
+    cid = task.row.clip_id
+    try:
+        if task.probe_only:
+            return ClipResult(cid, video.probe(task.row.src).fps, list_frames(task.dest, cid))
+        fps, names = extract_clip(task.row.src, task.dest, cid, task.sampling)
+        return ClipResult(cid, fps, names, extracted=True)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise SignwriteError(f"{task.dest.parent}: the disk is full; free some space and run again "
+                                 "(finished clips are kept)") from None
+        return ClipResult(cid, error=f"{task.row.src}: {exc.strerror or exc}")
+    except VideoError as exc:
+        return ClipResult(cid, error=str(exc))
+    except cv2.error as exc:
+        return ClipResult(cid, error=f"{task.row.src}: OpenCV cannot decode it ({str(exc).strip().splitlines()[-1]})")
+
+
+# --------------------------------------------------------------------------- process pool
+
+
+def _init_worker() -> None:
+    import cv2
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    cv2.setNumThreads(1)  # one process per core already; more threads only contend
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """A worker must not outlive a killed run: it would finish its clip behind the next run's back."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+            if os.getppid() != parent:
+                os._exit(1)  # the parent died before prctl took effect
+            return
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+@contextlib.contextmanager
+def _worker_pool(jobs: int):
+    """A process pool of ``jobs`` workers (None for 0: nothing to decode).
+
+    Even one job decodes in a worker: SIGINT landing inside FFmpeg's open can crash the
+    process (seen with OpenCV 5.0), while workers ignore SIGINT and this process handles
+    Ctrl-C. Workers come from a fork server, not a fork of this process: a fork copies
+    the state of this process's threads without the threads, and a worker then hangs on
+    it (OpenCV's own thread pool, if the caller used OpenCV before, does exactly that).
+    """
+    if jobs < 1:
+        yield None
+        return
+    pool = _pool_context().Pool(jobs, initializer=_init_worker)
+    try:
+        yield pool
+        pool.close()
+    except BaseException:
+        pool.terminate()  # Ctrl-C or an error: stop the workers now, mid-clip
+        raise
+    finally:
+        pool.join()
+
+
+def _pool_context():
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        # Workers then start with the heavy imports done. Not this module itself: under
+        # `python -m signwrite.extract_frames` each worker runs it again as its __main__,
+        # and runpy warns when it is already imported.
+        context.set_forkserver_preload(["cv2", "numpy", "signwrite.video"])
+    return context
+
+
+def _start_fork_server() -> None:
+    """Start the fork server now: its imports then overlap with reading clips.csv."""
+    if _pool_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def _map(pool, func, items):
+    if pool is None:
+        return map(func, items)
+    return pool.imap_unordered(func, items, chunksize=1)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def extract_frames(settings: ExtractSettings) -> ExtractReport:
+    """Extract every clip listed in clips.csv (or one shard of them); see the module docstring."""
+    frames_dir = settings.data_dir / "frames"
+    if (settings.data_dir / "clips" / "clips.csv").is_file():
+        _start_fork_server()
+    all_rows = read_clips(settings.data_dir)
+    rows = [r for r in all_rows if shard_filter(r.clip_id, settings.shard)]
+    known_fps = _fps_from_frames_csv(frames_dir / "frames.csv")
+    n_work = sum(not r.folder(frames_dir).is_dir() or not (settings.shard or r.clip_id in known_fps)
+                 for r in rows)
+    # The pool closes before the lock is released, so no worker writes after this run ends.
+    with folder_lock(frames_dir, "extract_frames"), _worker_pool(min(settings.jobs, n_work)) as pool:
+        try:
+            return _extract_locked(settings, all_rows, rows, known_fps, pool)
+        except BaseException:  # Ctrl-C or an error: stop the workers, then tidy what they left
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            remove_stale_temps(frames_dir)
+            raise
+
+
+def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: list[ClipRow],
+                    known_fps: dict[str, float], pool) -> ExtractReport:
+    """The stage proper, under the lock: check settings, extract, write the index and sheets."""
+    from tqdm import tqdm
+
+    frames_dir = settings.data_dir / "frames"
+    sampling = settings.sampling()
+    report = ExtractReport(frames_dir, settings.shard, clips=len(rows))
+    stale = remove_stale_temps(frames_dir)
+    if stale:
+        log.info("removed %d unfinished temp file(s)/folder(s) from an interrupted run", stale)
+    _check_config(frames_dir, sampling, all_rows)
+    _write_if_changed(frames_dir / "extract_config.json", json.dumps(sampling, indent=2) + "\n")
+
+    results: dict[str, ClipResult] = {}
+    tasks = []
+    for r in rows:
+        folder = r.folder(frames_dir)
+        names = _finished(folder, r.clip_id)
+        if names is None and folder.exists():
+            results[r.clip_id] = ClipResult(r.clip_id, error=f"{folder}: holds other files but no frames of "
+                                            "this clip; delete the folder and run again")
+        elif names is None:
+            tasks.append(_Task(r, folder, sampling))
+        else:
+            report.already_done += 1
+            if r.clip_id in known_fps or settings.shard:
+                results[r.clip_id] = ClipResult(r.clip_id, known_fps.get(r.clip_id), names)
+            else:
+                tasks.append(_Task(r, folder, sampling, probe_only=True))
+    # Longest clips first, so no worker is left with a long clip at the end.
+    tasks.sort(key=lambda t: -_size(t.row.src))
+    todo = sum(not t.probe_only for t in tasks)
+    if todo:
+        log.info("extracting %d clip(s) with %d job(s) into %s", todo, min(settings.jobs, todo), frames_dir)
+    with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=not tasks) as bar:
+        for res in _map(pool, _run_task, tasks):
+            results[res.clip_id] = res
+            if res.error:
+                log.warning("%s: skipped: %s", res.clip_id, res.error)
+            report.extracted += res.extracted
+            bar.update()
+    report.failed = sorted((c, res.error) for c, res in results.items() if res.error)
+    _warn_strays(frames_dir, {r.folder(frames_dir) for r in all_rows})
+    if settings.shard:
+        return report
+
+    listed = [r for r in rows if not results[r.clip_id].error]
+    table = _frames_table(listed, results)
+    _write_if_changed(frames_dir / "frames.csv", table.to_csv(index=False, lineterminator="\n"))
+    report.listed, report.n_frames = len(table), int(table["n_frames"].sum())
+    report.labels = table["label"].nunique()
+    report.sheets_written = update_contact_sheets(frames_dir, table, pool)
+    return report
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _finished(folder: Path, clip_id: str) -> list[str] | None:
+    """The frames of a finished clip folder, or None if the clip still has to be extracted."""
+    if not folder.is_dir():
+        return None
+    names = list_frames(folder, clip_id)
+    if not names:  # not made by us (ours are renamed in full); an empty one is safe to redo
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return None
+    return names
+
+
+def _fps_from_frames_csv(path: Path) -> dict[str, float]:
+    """Frame rates recorded by an earlier run, so a re-run need not open finished clips."""
+    import pandas as pd
+
+    try:
+        old = pd.read_csv(path, usecols=["clip_id", "fps"], dtype={"clip_id": str}, keep_default_na=False)
+        return {c: float(f) for c, f in zip(old["clip_id"], old["fps"]) if float(f) > 0}
+    except (OSError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return {}
+
+
+def _check_config(frames_dir: Path, sampling: dict, rows: list[ClipRow]) -> None:
+    """Refuse to mix frames sampled two different ways in one folder."""
+    path = frames_dir / "extract_config.json"
+    if not path.exists():
+        done = [r.clip_id for r in rows if r.folder(frames_dir).is_dir()]
+        if done:
+            raise SignwriteError(f"{frames_dir}: holds frames of {len(done)} clip(s) (e.g. {done[0]}) but no "
+                                 "extract_config.json, so how they were sampled is unknown; delete "
+                                 f"{frames_dir} and run again")
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        old = {k: old[k] for k in SAMPLING_KEYS}
+    except (ValueError, KeyError, TypeError, OSError):
+        raise SignwriteError(f"{path}: unreadable or incomplete; delete {frames_dir} and run again") from None
+    if old != sampling:
+        raise SignwriteError(
+            f"{path}: the frames in {frames_dir} were extracted with {_describe(old)}, not "
+            f"{_describe(sampling)}; frames sampled two ways must not mix. Either delete {frames_dir} "
+            f"to extract everything again, or run with the same settings: {_flags(old)}")
+
+
+def _describe(s: dict) -> str:
+    how = ("all frames" if s["all_frames"] else f"{s['fps']:g} frames per second" if s["fps"]
+           else f"{s['frames_per_clip']} frames per clip")
+    return f"{how}, short side {s['size']} px, JPEG quality {s['jpeg_quality']}"
+
+
+def _flags(s: dict) -> str:
+    how = ("--all-frames" if s["all_frames"] else f"--fps {s['fps']:g}" if s["fps"]
+           else f"--frames-per-clip {s['frames_per_clip']}")
+    return f"{how} --size {s['size']}"
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write atomically unless the file already holds ``text`` (a no-op re-run changes no file)."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    write_text(path, text)
+    return True
+
+
+def _frames_table(rows: list[ClipRow], results: dict[str, ClipResult]):
+    import pandas as pd
+
+    records = []
+    for r in rows:
+        res = results[r.clip_id]
+        rel = f"{r.split}/{r.label}/{r.clip_id}"
+        records.append({"split": r.split, "label": r.label, "clip_id": r.clip_id, "video": r.video,
+                        "start": r.start, "end": r.end, "fps": res.fps, "n_frames": len(res.names),
+                        "frames": ";".join(f"{rel}/{n}" for n in res.names)})
+    table = pd.DataFrame(records, columns=FRAMES_COLUMNS)
+    return table.sort_values(["split", "label", "clip_id"], kind="stable").reset_index(drop=True)
+
+
+def _warn_strays(frames_dir: Path, expected: set[Path]) -> None:
+    strays = [clip for split in SPLITS if (frames_dir / split).is_dir()
+              for label in (frames_dir / split).iterdir() if label.is_dir()
+              for clip in label.iterdir() if clip.is_dir() and clip not in expected
+              and not clip.name.startswith(".")]
+    if strays:
+        log.warning("%d clip folder(s) under %s are not in clips.csv (e.g. %s); they are left alone and "
+                    "not listed in frames.csv; delete them if they are left over from old clip times",
+                    len(strays), frames_dir, strays[0].relative_to(frames_dir))
+
+
+# --------------------------------------------------------------------------- contact sheets
+
+
+def update_contact_sheets(frames_dir: Path, table, pool=None) -> int:
+    """Redraw the sheets whose clips changed (or that are missing); returns how many were drawn."""
+    sheets_dir = frames_dir / "contact_sheets"
+    index_path = sheets_dir / ".sheets.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    jobs, wanted = [], {}
+    for label, group in table.groupby("label", sort=True):
+        rows = group[["clip_id", "start", "end", "fps", "frames"]].astype(str).values.tolist()
+        sig = hashlib.sha1(json.dumps([SHEET_VERSION, rows]).encode()).hexdigest()
+        wanted[label] = sig
+        if index.get(label) != sig or not (sheets_dir / f"{label}.jpg").is_file():
+            jobs.append((str(frames_dir), label, group.to_dict("records")))
+    for label in set(index) - set(wanted):  # labels gone from frames.csv: their sheets mislead
+        with contextlib.suppress(OSError):
+            (sheets_dir / f"{label}.jpg").unlink()
+    for label in _map(pool, _draw_sheet_job, jobs):
+        index[label] = wanted[label]
+    index = {k: v for k, v in index.items() if k in wanted}
+    _write_if_changed(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
+    return len(jobs)
+
+
+def _draw_sheet_job(job) -> str:
+    frames_dir, label, records = job
+    draw_contact_sheet(Path(frames_dir), label, records)
+    return label
+
+
+def draw_contact_sheet(frames_dir: Path, label: str, records: list[dict]) -> Path:
+    """One row per clip: its id and span above a few of its frames, each with its video time."""
+    import cv2
+
+    shown = records[:SHEET_MAX_ROWS]
+    title = f"{label}: {len(records)} clip(s)"
+    if len(shown) < len(records):
+        title += f", the first {len(shown)} shown"
+    sheet = _stack([_caption(title, 26, 0.6)] + [_sheet_row(frames_dir, rec) for rec in shown])
+    ok, buf = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise SignwriteError(f"contact sheet for label {label!r} ({sheet.shape[1]}x{sheet.shape[0]} px) "
+                             "could not be encoded as JPEG")
+    path = frames_dir / "contact_sheets" / f"{label}.jpg"
+    with atomic_path(path) as tmp:  # no fsync: a sheet is cheap to redraw, like the frames it shows
+        buf.tofile(tmp)
+    return path
+
+
+def _sheet_row(frames_dir: Path, rec: dict) -> np.ndarray:
+    import cv2
+
+    names = rec["frames"].split(";") if rec["frames"] else []
+    picks = sorted({round(x) for x in np.linspace(0, len(names) - 1, min(SHEET_FRAMES, len(names)))})
+    thumbs = []
+    for k in picks:
+        # Decoding at half size is twice as fast, and thumbnails are smaller still.
+        img = cv2.imdecode(np.fromfile(frames_dir / names[k], np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
+        if img is None:
+            continue
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (max(1, round(w * SHEET_THUMB_HEIGHT / h)), SHEET_THUMB_HEIGHT),
+                         interpolation=cv2.INTER_LINEAR)
+        t = float(rec["start"]) + _frame_index(rec["clip_id"], Path(names[k]).name) / float(rec["fps"])
+        cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2,
+                    cv2.LINE_AA)
+        cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        thumbs += [img, np.full((SHEET_THUMB_HEIGHT, 2, 3), 255, np.uint8)]
+    strip = np.hstack(thumbs) if thumbs else np.full((SHEET_THUMB_HEIGHT, 200, 3), 200, np.uint8)
+    text = f"{rec['clip_id']}  ({rec['start']}-{rec['end']} s, {rec['n_frames']} frames)"
+    return _stack([_caption(text, 20, 0.45), strip, np.full((4, 1, 3), 255, np.uint8)])
+
+
+def _caption(text: str, height: int, scale: float) -> np.ndarray:
+    import cv2
+
+    text = text.encode("ascii", "replace").decode()  # Hershey fonts draw ASCII only
+    (width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    band = np.full((height, width + 6, 3), 255, np.uint8)
+    cv2.putText(band, text, (3, height - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return band
+
+
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    """Stack images top to bottom, padding each on the right with white to the widest."""
+    width = max(p.shape[1] for p in parts)
+    return np.vstack([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0)), constant_values=255) for p in parts])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} > 0; received {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} > 0; received {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="signwrite extract-frames",
+        description="Sample JPEG frames from every clip listed in DATA/clips/clips.csv (written by\n"
+                    "`signwrite fetch`) into DATA/frames/<split>/<label>/<clip_id>/<clip_id>-NNNN.jpg,\n"
+                    "NNNN being the frame's index in the clip; then write DATA/frames/frames.csv,\n"
+                    "DATA/frames/extract_config.json and one contact sheet per label\n"
+                    "(DATA/frames/contact_sheets/<label>.jpg) to check the clip times by eye.",
+        epilog="Re-running does only the clips not done yet, and an interrupted run leaves no\n"
+               "half-filled folder. To change the sampling, delete DATA/frames first.\n\n"
+               "example:\n  python -m signwrite.extract_frames --data-dir data --frames-per-clip 16 --jobs 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DATA",
+                   help="the data folder fetch wrote to (default: data)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--frames-per-clip", type=_positive(int), metavar="N",
+                     help="N frames spread uniformly over each clip (default: 16)")
+    how.add_argument("--fps", type=_positive(float), metavar="F", help="F frames per second of video instead")
+    how.add_argument("--all-frames", action="store_true", help="every frame of every clip instead")
+    p.add_argument("--size", type=_positive(int), default=299, metavar="PX",
+                   help="resize so the short side is PX pixels, aspect kept (default: 299)")
+    p.add_argument("--jobs", type=_positive(int), default=os.cpu_count() or 1, metavar="N",
+                   help="clips decoded in parallel (default: all %(default)s cores)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="only the clips of shard I of N (e.g. 0/4), to split the work between machines; "
+                        "a run without --shard then writes frames.csv")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+
+    def stage() -> int:
+        settings = ExtractSettings(data_dir=args.data_dir, frames_per_clip=args.frames_per_clip or 16,
+                                   fps=args.fps, all_frames=args.all_frames, size=args.size, jobs=args.jobs,
+                                   shard=parse_shard(args.shard))
+        report = extract_frames(settings)
+        print(report.summary())
+        return 1 if report.failed else 0
+
+    return run("extract-frames", stage)
+
+
+if __name__ == "__main__":
+    # Run through the package module, not __main__, so pool workers unpickle the same classes.
+    from signwrite.extract_frames import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,411 @@
+"""Classify new videos with a trained run, or transcribe a long video into signs with times.
+
+Everything about how frames are chosen and prepared comes from the run folder (the
+sampling extract_frames used, the run's preprocessing and aggregation), so a prediction
+sees a video exactly as training saw its clips.
+
+    python -m signwrite.predict --run logs/NAME VIDEO [VIDEO ...] [--start S --end E] [--top-k K] [--json]
+    python -m signwrite.predict --run logs/NAME LONG_VIDEO --transcribe [--window SEC] [--stride SEC]
+
+Transcription decodes the long video once, front to back, and runs the model once per
+sampled frame; each window's prediction is the run's aggregation of the frame
+probabilities it holds, so overlapping windows cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from signwrite import transcribe as tr
+from signwrite.errors import RunError, SignwriteError, VideoError
+from signwrite.video import probe, read_sampled, resize_short_side, sample_indices
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 1.5  # seconds, when the run does not say how long its training clips were
+STRIDE_FRACTION = 0.25  # default stride = window / 4
+
+
+@dataclass
+class PredictSettings:
+    run: Path
+    videos: list[Path]
+    start: float | None = None  # span of each video to classify, seconds (None: whole video)
+    end: float | None = None
+    top_k: int = 3
+    json: bool = False
+    transcribe: bool = False
+    window: float | None = None  # None: the run's median training clip duration
+    stride: float | None = None  # None: window / 4
+    threshold: float = tr.DEFAULT_THRESHOLD
+    min_windows: int = 1
+    out: Path | None = None  # segments CSV; None: <run>/transcripts/<video stem>.csv
+    srt: Path | None = None
+    expect: str | None = None  # the signs the video is known to hold, to score the transcript
+    batch_size: int = 32
+
+
+@dataclass
+class ClipPrediction:
+    video: Path
+    start: float
+    end: float
+    n_frames: int
+    probs: np.ndarray  # (C,)
+    timings: dict = field(default_factory=dict)  # seconds spent decoding / in the model
+
+
+# -- reading a run the way predict needs it --------------------------------------------------
+
+def open_run(path: Path):
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run folder; pass --run logs/NAME, a folder written by "
+                       "'signwrite train'")
+    from signwrite.run import load_run
+
+    return load_run(path)
+
+
+def sampling_kwargs(run) -> dict:
+    """``sample_indices`` keywords reproducing how extract_frames sampled the training clips."""
+    s = run.sampling or {}
+    return {"frames_per_clip": s.get("frames_per_clip"), "rate": s.get("fps"),
+            "all_frames": bool(s.get("all_frames"))}
+
+
+def training_clip_seconds(run) -> float | None:
+    """The median duration of the run's training clips (train records it in config.json)."""
+    value = ((run.config or {}).get("data") or {}).get("median_clip_seconds")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def as_extracted(frame: np.ndarray, sampling: dict) -> np.ndarray:
+    """A decoded frame made the way extract_frames stored it: short side resized, JPEG round trip."""
+    import cv2
+
+    size = sampling.get("size")
+    if size:
+        frame = resize_short_side(frame, int(size))
+    quality = sampling.get("jpeg_quality")
+    if quality:
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if ok:
+            frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return frame
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Keep stray prints (Keras progress bars) off stdout, which carries only the product output."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+# -- spans and windows ------------------------------------------------------------------------
+
+def frame_span(info, start: float | None, end: float | None) -> tuple[int, int]:
+    """[first, stop) frame indices of the span; a VideoError if it is not inside the video."""
+    duration = info.duration
+    s = 0.0 if start is None else float(start)
+    e = duration if end is None else float(end)
+    if s < 0 or e <= s or s >= duration or e > duration + 1 / info.fps:
+        raise VideoError(f"{info.path}: the span {s:g}-{e:g} s is not inside the video (0-{duration:.3f} s); "
+                         "pick --start/--end within it, with start < end")
+    first = int(round(s * info.fps))
+    stop = max(first + 1, min(info.n_frames, int(round(e * info.fps))))
+    return first, stop
+
+
+def window_grid(window: float, stride: float, fps: float, sampling: dict, *,
+                tune_length: bool = False, tune_stride: bool = False) -> tuple[int, int]:
+    """Window length and stride in frames.
+
+    A window samples its frames like a training clip, so two windows share frames only
+    when the stride fits the sampling step. Where the user left them to us, the length may
+    move by up to 2 frames and the stride shrink by up to a fifth (never grow: timing stays
+    as fine as asked) to where windows share the most frames; each frame goes through the
+    model once, so that cuts the model's work (2-3x at 50 fps with 16 frames a window).
+    """
+    base_len, base_step = max(1, round(window * fps)), max(1, round(stride * fps))
+    lengths = range(max(1, base_len - 2), base_len + 3) if tune_length else [base_len]
+    steps = range(max(1, int(base_step * 0.8)), base_step + 1) if tune_stride else [base_step]
+
+    def frames_per_step(length: int, step: int) -> float:
+        offsets = sample_indices(length, fps, **sampling)
+        return len({k * step + i for k in range(20) for i in offsets}) / (20 * step)
+
+    return min(((n, k) for n in lengths for k in steps),
+               key=lambda nk: (round(frames_per_step(*nk), 6), abs(nk[0] - base_len) + abs(nk[1] - base_step)))
+
+
+def plan_windows(first: int, stop: int, fps: float, length: int, step: int,
+                 sampling: dict) -> list[tuple[int, int, list[int]]]:
+    """(start, stop, sampled frame indices) of every window, each sampled like a training clip."""
+    if stop - first <= length:
+        starts, length = [first], stop - first
+    else:
+        starts = list(range(first, stop - length + 1, step))
+        if starts[-1] < stop - length:  # let the last window reach the end of the span
+            starts.append(stop - length)
+    return [(a, a + length, [a + i for i in sample_indices(length, fps, **sampling)]) for a in starts]
+
+
+def iter_frames(path: Path, wanted: list[int]):
+    """Yield (index, BGR frame) for the wanted indices, decoding the video once, in order."""
+    import cv2
+
+    wanted = sorted(set(wanted))
+    cap = cv2.VideoCapture(str(path))
+    try:
+        i = 0
+        for target in wanted:
+            while i < target:
+                if not cap.grab():
+                    return
+                i += 1
+            ok, frame = cap.read()
+            if not ok:
+                return
+            i += 1
+            yield target, frame
+    finally:
+        cap.release()
+
+
+# -- the two jobs ---------------------------------------------------------------------------
+
+def classify_video(run, path: Path, start: float | None = None, end: float | None = None) -> ClipPrediction:
+    """One clip (a whole video or a span of it) -> the run's aggregated class probabilities."""
+    sampling = run.sampling or {}
+    span = []
+
+    def choose(info) -> list[int]:
+        first, stop = frame_span(info, start, end)
+        span[:] = [first / info.fps, stop / info.fps]
+        return [first + i for i in sample_indices(stop - first, info.fps, **sampling_kwargs(run))]
+
+    t0 = time.perf_counter()
+    _, got, frames = read_sampled(path, choose, transform=lambda f: as_extracted(f, sampling))
+    t1 = time.perf_counter()
+    with stdout_to_stderr():
+        probs = run.aggregate(run.predict_frames(frames))
+    t2 = time.perf_counter()
+    return ClipPrediction(Path(path), span[0], span[1], len(got), np.asarray(probs),
+                          {"decode_s": t1 - t0, "model_s": t2 - t1})
+
+
+def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+    return [{"label": labels[i], "probability": round(float(probs[i]), 4)} for i in order]
+
+
+def transcribe_video(run, path: Path, *, window: float | None = None, stride: float | None = None,
+                     threshold: float = tr.DEFAULT_THRESHOLD, min_windows: int = 1,
+                     start: float | None = None, end: float | None = None, batch_size: int = 32) -> dict:
+    """Slide a window over the video -> {"segments", "text", "windows", ...} (times in seconds)."""
+    from tqdm import tqdm
+
+    info = probe(path)
+    first, stop = frame_span(info, start, end)
+    given_window, given_stride = window, stride
+    window = window or training_clip_seconds(run) or DEFAULT_WINDOW
+    stride = stride or window * STRIDE_FRACTION
+    if window <= 0 or stride <= 0:
+        raise SignwriteError(f"--window {window:g} and --stride {stride:g} must be positive seconds")
+    length, step = window_grid(window, stride, info.fps, sampling_kwargs(run),
+                               tune_length=not given_window, tune_stride=not given_stride)
+    window, stride = length / info.fps, step / info.fps
+    plan = plan_windows(first, stop, info.fps, length, step, sampling_kwargs(run))
+    wanted = sorted({i for _, _, idx in plan for i in idx})
+    log.info("%s: %d windows of %.2f s every %.2f s; %d frames to classify",
+             path, len(plan), window, stride, len(wanted))
+
+    frame_probs: dict[int, np.ndarray] = {}
+    batch: list[tuple[int, np.ndarray]] = []
+
+    def flush():
+        with stdout_to_stderr():
+            probs = np.asarray(run.predict_frames([f for _, f in batch]))
+        frame_probs.update(zip([i for i, _ in batch], probs))
+        batch.clear()
+
+    sampling = run.sampling or {}
+    for i, frame in tqdm(iter_frames(path, wanted), total=len(wanted), unit="frame", desc="transcribe",
+                         file=sys.stderr, disable=None):
+        batch.append((i, as_extracted(frame, sampling)))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    if len(frame_probs) < len(wanted):
+        log.warning("%s: %d of %d frames could not be decoded (the file promises more than it holds)",
+                    path, len(wanted) - len(frame_probs), len(wanted))
+
+    starts, ends, window_probs = [], [], []
+    for a, b, idx in plan:
+        have = [frame_probs[i] for i in idx if i in frame_probs]
+        if have:
+            starts.append(a / info.fps)
+            ends.append(b / info.fps)
+            window_probs.append(np.asarray(run.aggregate(np.stack(have))))
+    if not window_probs:
+        raise VideoError(f"{path}: no frame could be decoded; the file may be truncated")
+    segments = tr.segments_from_windows(starts, ends, np.stack(window_probs), run.labels,
+                                        threshold=threshold, min_windows=min_windows)
+    done = sorted(frame_probs)
+    centres = (np.array(done) + 0.5) / info.fps
+    segments = tr.tighten_edges(segments, centres, np.stack([frame_probs[i] for i in done]), run.labels,
+                                threshold=threshold)
+    return {"video": str(path), "window": window, "stride": stride, "threshold": threshold,
+            "segments": segments, "text": tr.transcript_text(segments, run.labels),
+            "windows": {"start": starts, "end": ends, "probs": np.stack(window_probs)}}
+
+
+# -- the command -----------------------------------------------------------------------------
+
+def default_csv(run_dir: Path, video: Path) -> Path:
+    return Path(run_dir) / "transcripts" / f"{Path(video).stem}.csv"
+
+
+def refuse_overwriting(out: Path, inputs: list[Path]) -> None:
+    for p in inputs:
+        if Path(out).resolve() == Path(p).resolve():
+            raise SignwriteError(f"{out}: that is the input video; choose another path for --out/--srt")
+
+
+def run_transcribe(run, s: PredictSettings) -> int:
+    from signwrite import fsutil
+
+    video = s.videos[0]
+    out = s.out or default_csv(s.run, video)
+    for path in (out, s.srt):
+        if path:
+            refuse_overwriting(path, s.videos)
+    result = transcribe_video(run, video, window=s.window, stride=s.stride, threshold=s.threshold,
+                              min_windows=s.min_windows, start=s.start, end=s.end, batch_size=s.batch_size)
+    segments = result["segments"]
+    fsutil.write_csv(out, tr.segments_frame(segments))
+    log.info("%d segments -> %s", len(segments), out)
+    if s.srt:
+        fsutil.write_text(s.srt, tr.to_srt(segments))
+        log.info("subtitles -> %s", s.srt)
+    obj = {"run": str(s.run), "video": str(video), "window": result["window"], "stride": result["stride"],
+           "threshold": s.threshold, "csv": str(out), "srt": str(s.srt) if s.srt else None,
+           "segments": [seg.as_dict() for seg in segments], "text": result["text"]}
+    if s.expect is not None:
+        ref = tr.split_signs(s.expect, run.labels)
+        hyp = [seg.label for seg in segments]
+        obj["edit_distance"] = tr.edit_distance(hyp, ref)
+        obj["in_order"] = tr.in_order(hyp, ref)
+        log.info("against the expected %d signs: edit distance %d, %d in the right order",
+                 len(ref), obj["edit_distance"], obj["in_order"])
+    settings_file = out.with_suffix(".json") if out.suffix != ".json" else out.with_name(out.name + ".json")
+    fsutil.write_json(settings_file, {**obj, "min_windows": s.min_windows, "sampling": run.sampling})
+    if s.json:
+        print(json.dumps(obj))
+    else:
+        for seg in segments:
+            log.info("  %8.2f-%8.2f s  %s  (%.2f)", seg.start, seg.end, seg.label, seg.confidence)
+        print(result["text"])
+    return 0
+
+
+def run_classify(run, s: PredictSettings) -> int:
+    n_classes = len(run.labels)
+    if s.top_k > n_classes:
+        log.warning("--top-k %d is more than the run's %d classes; showing all %d", s.top_k, n_classes, n_classes)
+    results, failed = [], 0
+    for video in s.videos:
+        try:
+            pred = classify_video(run, video, s.start, s.end)
+        except SignwriteError as exc:
+            failed += 1
+            log.error("signwrite predict: error: %s", exc)
+            results.append({"video": str(video), "error": str(exc)})
+            continue
+        top = top_k(pred.probs, run.labels, s.top_k)
+        log.debug("%s: decode %.3f s, model %.3f s", video, pred.timings["decode_s"], pred.timings["model_s"])
+        results.append({"video": str(video), "start": round(pred.start, 3), "end": round(pred.end, 3),
+                        "frames": pred.n_frames, "top_k": top})
+        if not s.json:
+            print(f"{video} ({pred.start:.2f}-{pred.end:.2f} s, {pred.n_frames} frames)")
+            for rank, t in enumerate(top, 1):
+                print(f"  {rank}. {t['label']}  {t['probability']:.3f}")
+    if s.json:
+        print(json.dumps({"run": str(s.run), "top_k": s.top_k, "n_classes": n_classes, "videos": results}))
+    if failed:
+        log.error("%d of %d videos could not be classified", failed, len(s.videos))
+    return 1 if failed else 0
+
+
+def predict(s: PredictSettings) -> int:
+    with stdout_to_stderr():
+        run = open_run(s.run)
+    return run_transcribe(run, s) if s.transcribe else run_classify(run, s)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="signwrite predict", description=__doc__.split("\n\n")[0],
+        epilog="Frame sampling, preprocessing and aggregation always come from the run folder. "
+               "With --json, stdout carries only JSON; logs and progress go to stderr.")
+    p.add_argument("--run", type=Path, required=True, help="a run folder written by train (logs/NAME)")
+    p.add_argument("videos", type=Path, nargs="+", metavar="VIDEO", help="video file(s) to classify")
+    p.add_argument("--start", type=float, help="classify only from this second on")
+    p.add_argument("--end", type=float, help="classify only up to this second")
+    p.add_argument("--top-k", type=int, default=3, help="how many signs to show (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    t = p.add_argument_group("transcription (one long video)")
+    t.add_argument("--transcribe", action="store_true", help="slide a window over the video and list the signs")
+    t.add_argument("--window", type=float, help="window length in seconds (default: the median "
+                   f"training clip duration recorded in the run, else {DEFAULT_WINDOW:g})")
+    t.add_argument("--stride", type=float, help="seconds between windows (default: window / 4)")
+    t.add_argument("--threshold", type=float, default=tr.DEFAULT_THRESHOLD,
+                   help="leave out windows whose best sign has a lower probability (default %(default)s)")
+    t.add_argument("--min-windows", type=int, default=1,
+                   help="drop segments made of fewer windows than this (default 1)")
+    t.add_argument("--out", type=Path, help="segments CSV (label,start,end,confidence); default "
+                   "RUN/transcripts/<video name>.csv, next to the model that made it. The text and "
+                   "the settings used go next to it as .json")
+    t.add_argument("--srt", type=Path, help="also write the segments as SubRip subtitles here")
+    t.add_argument("--expect", help="the signs the video is known to show (e.g. ABCDEFGHIJKLMNOPQRSTUVWXYZ): "
+                   "report the edit distance and how many come out in order")
+    p.add_argument("--batch-size", type=int, default=32, help="frames per model call (default 32)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from signwrite.cli import run, setup_logging
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.transcribe and len(args.videos) != 1:
+        parser.error("--transcribe takes exactly one video")
+    if args.top_k < 1:
+        parser.error(f"--top-k must be at least 1 (received {args.top_k})")
+    if not 0 <= args.threshold <= 1:
+        parser.error(f"--threshold is a probability between 0 and 1 (received {args.threshold})")
+    for name in ("window", "stride"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            parser.error(f"--{name} must be a positive number of seconds (received {getattr(args, name)})")
+    setup_logging(args.verbose)
+    settings = PredictSettings(
+        run=args.run, videos=args.videos, start=args.start, end=args.end, top_k=args.top_k, json=args.json,
+        transcribe=args.transcribe, window=args.window, stride=args.stride, threshold=args.threshold,
+        min_windows=args.min_windows, out=args.out, srt=args.srt, expect=args.expect, batch_size=args.batch_size)
+    return run("predict", predict, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""What a run leaves for people: reports, pictures, TensorBoard summaries, the summary table.
+
+write_reports(run_dir, scores, labels, config) writes metrics.json, predictions.csv,
+classification_report.txt, confusion_matrix.png, test_predictions.png and, under
+<run>/test/, TensorBoard scalars (final clip top-k), images and the run's hparams.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from signwrite.fsutil import write_bytes, write_csv, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+GRID_MAX = 48  # thumbnails in test_predictions.png; wrong clips are shown first
+
+
+def classification_report(scores, labels) -> tuple[str, dict]:
+    from sklearn.metrics import classification_report as sk_report
+
+    kw = dict(labels=list(range(len(labels))), target_names=labels, zero_division=0)
+    y, p = scores.clips.target, scores.clips.predicted
+    return sk_report(y, p, digits=3, **kw), sk_report(y, p, output_dict=True, **kw)
+
+
+def confusion_matrix_png(scores, labels) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    side = min(24, 3 + 0.4 * len(labels))
+    fig, ax = plt.subplots(figsize=(side, side))
+    ConfusionMatrixDisplay.from_predictions(
+        scores.clips.target, scores.clips.predicted, labels=list(range(len(labels))),
+        display_labels=labels, ax=ax, colorbar=False, include_values=len(labels) <= 40)
+    top1 = scores.metrics["clip_top1"]
+    ax.set_title(f"test clips: {len(scores.clips)}, clip top-1 {top1:.1%}")
+    return _png(fig)
+
+
+def predictions_grid_png(scores, frames_of_clip) -> bytes:
+    """Thumbnails of test clips (their middle frame) captioned true / predicted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clips = scores.clips.assign(wrong=~scores.clips.correct).sort_values(["wrong", "label", "clip_id"],
+                                                                         ascending=[False, True, True])
+    shown = clips.head(GRID_MAX)
+    cols = min(8, max(1, len(shown)))
+    rows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.1 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, clip in zip(axes.flat, shown.itertuples()):
+        paths = frames_of_clip[clip.clip_id]
+        ax.imshow(plt.imread(paths[len(paths) // 2]))
+        mark = "" if clip.correct else "  ✗ WRONG"
+        ax.set_title(f"true {clip.label}\npred {clip.predicted_label}{mark}", fontsize=8,
+                     color="black" if clip.correct else "red")
+        if not clip.correct:
+            for side in ax.spines.values():
+                side.set_visible(True)
+                side.set_color("red")
+                side.set_linewidth(3)
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    n_wrong = int((~clips.correct).sum())
+    more = f" ({len(shown)} shown, wrong ones first)" if len(shown) < len(clips) else ""
+    fig.suptitle(f"test clips: {len(clips) - n_wrong} of {len(clips)} right{more}", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def predictions_table(scores, labels, k: int = 10):
+    """One row per test clip: truth, prediction, the true label's rank and the top k."""
+    probs = scores.clip_probs
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :min(k, len(labels))]
+    t = scores.clips[["clip_id", "video", "label", "predicted_label", "correct"]].copy()
+    t["p_predicted"] = probs.max(1).round(4)
+    t["p_true"] = probs[np.arange(len(probs)), scores.clips.target].round(4)
+    t["rank_true"] = scores.rank + 1
+    t["top_k"] = [";".join(f"{labels[c]}:{probs[i, c]:.4f}" for c in row) for i, row in enumerate(order)]
+    return t
+
+
+def write_tensorboard(run_dir: Path, metrics: dict, images: dict[str, bytes], hparams: dict) -> None:
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    # hparams at the run's root: TensorBoard's HParams tab then pairs them with the metrics of
+    # every sub-run (train/, validation/, test/)
+    root = tf.summary.create_file_writer(str(run_dir))
+    with root.as_default():
+        hp.hparams({k: _hparam(v) for k, v in hparams.items()}, trial_id=run_dir.name)
+    root.close()
+    writer = tf.summary.create_file_writer(str(run_dir / "test"))
+    with writer.as_default():
+        for k in ("clip_top1", "clip_top3", "clip_top10", "frame_top1"):
+            if metrics.get(k) is not None:
+                tf.summary.scalar(k, metrics[k], step=0)
+        for name, png in images.items():
+            tf.summary.image(name, tf.expand_dims(tf.io.decode_png(png, channels=3), 0), step=0)
+    writer.close()
+
+
+def _hparam(v):
+    return v if isinstance(v, (bool, int, float, str)) else str(v)
+
+
+def write_reports(run_dir: Path, scores, labels: list[str], config: dict, frames_of_clip: dict) -> dict:
+    """Write every report of a scored test split; returns metrics.json's content."""
+    run_dir = Path(run_dir)
+    text, per_class = classification_report(scores, labels)
+    metrics = dict(scores.metrics)
+    metrics["per_class"] = {name: {k: round(float(v), 4) for k, v in per_class[name].items()} for name in labels}
+    metrics["macro_avg"] = {k: round(float(v), 4) for k, v in per_class["macro avg"].items()}
+    write_text(run_dir / "classification_report.txt", text)
+    write_csv(run_dir / "predictions.csv", predictions_table(scores, labels))
+    images = {"confusion_matrix": confusion_matrix_png(scores, labels),
+              "test_predictions": predictions_grid_png(scores, frames_of_clip)}
+    for name, png in images.items():
+        write_bytes(run_dir / f"{name}.png", png)
+    hparams = {k: v for k, v in config.items() if not isinstance(v, (dict, list))}
+    write_tensorboard(run_dir, metrics, images, hparams)
+    write_json(run_dir / "metrics.json", metrics)  # last: its presence means the run is complete
+    return metrics
+
+
+def summary_text(metrics: dict, run_dir: Path) -> str:
+    def pct(v):
+        return "   n/a" if v is None else f"{v:6.1%}"
+
+    n = metrics["n_classes"]
+    ks = [k for k in (1, 3, 10)]
+    lines = [f"run {run_dir}",
+             f"test: {metrics['n_test_clips']} clips, {metrics['n_test_frames']} frames, {n} classes "
+             f"(chance top-1 {metrics['chance_top1']:.1%}), aggregation {metrics['aggregate']}",
+             "            " + "  ".join(f"top-{k:<3}" for k in ks),
+             "clip        " + "  ".join(pct(metrics[f"clip_top{k}"]) for k in ks),
+             "frame       " + pct(metrics["frame_top1"])]
+    lines += [f"  (top-{k}: k >= {n} classes, so every clip is trivially right)"
+              for k in ks if metrics[f"clip_top{k}"] is None]
+    lines += [f"files: {run_dir}/ (metrics.json, predictions.csv, confusion_matrix.png, test_predictions.png)",
+              f"see:   tensorboard --logdir {run_dir.parent}"]
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""A trained run, as predict, live and evaluate use it (docs/CONTRACTS.md).
+
+    from signwrite.run import load_run
+    run = load_run("logs/NAME")
+    run.labels                   # list[str], index = class id
+    run.config                   # everything in config.json
+    run.sampling                 # the extract_config the run was trained on
+    run.predict_frames(frames)   # HxWx3 uint8 BGR frames (any size) -> (n, C) float32
+    run.aggregate(probs)         # (n, C) -> (C,) with the run's aggregation
+
+model.keras holds the whole pipeline from raw RGB frames (centre crop, resize, the
+backbone's preprocess_input, backbone, head), so nothing here can drift from training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from signwrite.errors import RunError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    path: Path
+    model: object  # keras.Model: (batch, H, W, 3) RGB 0..255 -> (batch, C) probabilities
+    labels: list[str]
+    config: dict
+    batch_size: int = 32
+    _forward: object = field(default=None, repr=False)
+
+    @property
+    def sampling(self) -> dict:
+        return dict(self.config.get("extract_config") or {})
+
+    def predict_frames(self, frames_bgr) -> np.ndarray:
+        """BGR uint8 frames of any size -> (n, n_classes) float32 probabilities.
+
+        Frames are first made the size extract_frames stored them at (short side), so a
+        raw video frame and a training JPEG reach the model's own resizing alike.
+        """
+        import cv2
+        import tensorflow as tf
+
+        from signwrite.video import resize_short_side
+
+        frames = list(frames_bgr)
+        n_classes = len(self.labels)
+        if not frames:
+            return np.zeros((0, n_classes), np.float32)
+        if self._forward is None:
+            self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        size = self.sampling.get("size")
+        rgb = [cv2.cvtColor(resize_short_side(f, int(size)) if size else f, cv2.COLOR_BGR2RGB) for f in frames]
+        out = np.empty((len(rgb), n_classes), np.float32)
+        shapes = {}
+        for i, f in enumerate(rgb):  # frames of one size go through together
+            shapes.setdefault(f.shape, []).append(i)
+        for idx in shapes.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start:start + self.batch_size]
+                batch = np.stack([rgb[i] for i in chunk]).astype(np.float32)
+                out[chunk] = np.asarray(self._forward(tf.constant(batch)))
+        return out
+
+    def aggregate(self, probs) -> np.ndarray:
+        from signwrite.metrics import aggregate
+
+        return aggregate(probs, self.config.get("aggregate", "mean"))
+
+
+def load_run(path) -> Run:
+    """Load logs/<run>/ (Keras safe mode); a RunError saying what is missing or mismatched."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run folder; pass a folder under --logdir (e.g. logs/NAME) "
+                       "that signwrite train has finished")
+    model_file, labels_file, config_file = path / "model.keras", path / "labels.json", path / "config.json"
+    for f, what in ((model_file, "the model"), (labels_file, "the labels"), (config_file, "the settings")):
+        if not f.is_file():
+            raise RunError(f"{f}: missing ({what}); the run has not finished: run the same "
+                           f"`signwrite train ... --run {path.name}` command again to resume it")
+    try:
+        labels = json.loads(labels_file.read_text())
+        config = json.loads(config_file.read_text())
+    except ValueError as exc:
+        raise RunError(f"{path}: labels.json or config.json is not valid JSON ({exc}); train the run again") from None
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        raise RunError(f"{labels_file}: expected a JSON list of label names; train the run again")
+    import keras
+
+    try:
+        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise RunError(f"{model_file}: cannot be loaded ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}); "
+                       "the file is damaged or not a signwrite model: train the run again") from None
+    n_out = model.output_shape[-1]
+    if n_out != len(labels):
+        raise RunError(f"{path}: labels.json lists {len(labels)} labels but the model outputs {n_out} "
+                       "classes; the files come from different runs: train the run again")
+    return Run(path, model, labels, config)

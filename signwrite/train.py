@@ -1,0 +1,445 @@
+"""Stage 3: train a clip classifier and score it (data/frames -> logs/<run>/).
+
+    python -m signwrite.train [--data-dir data] [--logdir logs] [--run NAME]
+                              [--backbone inception_v3|mobilenet_v2] [--weights imagenet|none|PATH]
+                              [--image-size PX] [--mode auto|frozen|end-to-end] [--epochs N] ...
+
+Two ways to train (--mode auto: frozen with pretrained weights, end-to-end from scratch):
+  frozen      the backbone's pooled features are computed once per frame and cached under
+              data/features/; a small head trains on them in seconds.
+  end-to-end  the backbone trains too, from the JPEGs through tf.data with augmentation: all
+              of it from scratch, or its top blocks after a head warm-up on cached features.
+
+Validation is carved out of train (data.carve_validation); early stopping and the kept
+checkpoint look at validation only. The test split is scored once, at the end. A stopped
+run resumes where it was when the same command runs again (each phase keeps a Keras
+BackupAndRestore folder under <run>/checkpoints/ until it is done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from signwrite.cli import run, setup_logging
+from signwrite.errors import SignwriteError
+from signwrite.fsutil import atomic_path, folder_lock, remove_stale_temps, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    data_dir: Path = Path("data")
+    logdir: Path = Path("logs")
+    run: str | None = None  # default: <backbone>_<weights>_<size>px_<mode>, so re-running resumes
+    backbone: str = "inception_v3"  # or mobilenet_v2, the fast option
+    weights: str = "imagenet"  # imagenet | none (from scratch) | PATH of a weights file
+    image_size: int | None = None  # default: the backbone's own (299 / 224); down to 75 / 32 for CPU work
+    mode: str = "auto"  # frozen | end-to-end | auto (frozen if pretrained, end-to-end from scratch)
+    epochs: int | None = None  # default: 200 for a head on features, 30 end-to-end
+    warmup_epochs: int = 10  # head-only epochs before fine-tuning pretrained top blocks
+    batch_size: int = 32
+    learning_rate: float | None = None  # Adam's starting rate, cosine-decayed over the epochs; default
+    # 1e-3, or 1e-4 when fine-tuning pretrained blocks
+    patience: int = 10  # epochs without a better validation score before stopping
+    monitor: str = "val_loss"  # val_loss | val_accuracy | val_clip_top1: picks the kept checkpoint
+    val_fraction: float = 0.2  # of training clips (or frames), held out for validation
+    aggregate: str = "mean"  # mean | logmean | vote: frame probabilities -> clip
+    dropout: float = 0.3
+    augment: bool = True
+    flip: bool = False  # left-right flips swap the signing hand: off unless your signs allow it
+    seed: int = 0
+    backup_seconds: float = 60  # how often a resumable backup is saved (at an epoch's end)
+
+    def resolved(self) -> "TrainSettings":
+        """Defaults filled in and every value checked; a SignwriteError naming a bad one."""
+        from signwrite import backbones
+        from signwrite.metrics import AGGREGATIONS
+
+        s = dataclasses.replace(self, data_dir=Path(self.data_dir), logdir=Path(self.logdir))
+        spec = backbones.get_spec(s.backbone)
+        s.weights = backbones.check_weights(s.weights)
+        s.image_size = backbones.check_image_size(s.backbone, s.image_size or spec.default_size)
+        if s.mode == "auto":
+            s.mode = "end-to-end" if s.weights == "none" else "frozen"
+        choices = {"mode": ("frozen", "end-to-end"), "aggregate": AGGREGATIONS,
+                   "monitor": ("val_loss", "val_accuracy", "val_clip_top1")}
+        for name, allowed in choices.items():
+            if getattr(s, name) not in allowed:
+                raise SignwriteError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}. "
+                                     f"Received: {name}={getattr(s, name)!r}")
+        s.epochs = s.epochs or (200 if s.mode == "frozen" else 30)
+        s.learning_rate = s.learning_rate or (1e-4 if s.mode == "end-to-end" and s.weights != "none" else 1e-3)
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(s, name) < 1:
+                raise SignwriteError(f"--{name.replace('_', '-')} must be at least 1. Received: {name}={getattr(s, name)}")
+        if not 0 <= s.val_fraction < 1:
+            raise SignwriteError(f"--val-fraction must be in [0, 1). Received: val_fraction={s.val_fraction}")
+        if not s.run:
+            tag = "imagenet" if s.weights == "imagenet" else "none" if s.weights == "none" else Path(s.weights).stem
+            s.run = f"{s.backbone}_{tag}_{s.image_size}px_{s.mode}"
+        if Path(s.run).name != s.run or s.run in (".", ".."):
+            raise SignwriteError(f"--run must be a plain folder name. Received: run={s.run!r}")
+        return s
+
+
+# -- data --------------------------------------------------------------------------------------
+
+def load_data(s: TrainSettings):
+    """Frames of train (split into fit/validation) and test, the labels, and a summary."""
+    from signwrite import data
+
+    clips = data.read_clips(s.data_dir)
+    frames = data.explode_frames(clips, s.data_dir)
+    train, test = frames[frames.split == "train"], frames[frames.split == "test"]
+    if train.empty:
+        raise SignwriteError(f"{data.frames_dir(s.data_dir) / 'frames.csv'}: no training clips; give some "
+                             "clips split=train in video_clip_times.csv, then fetch and extract frames again")
+    labels = sorted(train.label.unique())
+    val = data.carve_validation(train, s.val_fraction, s.seed)
+    log.info(val.note)
+    train_clips = clips[clips.split == "train"]
+    summary = {"n_labels": len(labels), "n_train_clips": int(len(train_clips)), "n_train_frames": int(len(train)),
+               "n_fit_frames": int(len(val.train)), "n_val_frames": int(len(val.val)),
+               "n_val_clips": int(val.val.clip_id.nunique()), "n_test_clips": int(test.clip_id.nunique()),
+               "validation": val.strategy, "validation_note": val.note,
+               "median_clip_seconds": float((train_clips.end - train_clips.start).median())}
+    return train, val, test, labels, summary
+
+
+def targets_of(frames, labels) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    return frames.label.map(index).to_numpy().astype(np.int32)
+
+
+# -- callbacks ---------------------------------------------------------------------------------
+
+def make_callbacks(s: TrainSettings, run_dir: Path, phase_dir: Path, val_inputs, val_frames, labels, resume):
+    """Validation scores first (the others read them from the epoch's logs), then Keras'."""
+    import keras
+
+    from signwrite import metrics as M
+    from signwrite.data import clip_numbers
+
+    class ValidationScores(keras.callbacks.Callback):
+        """val_loss, val_accuracy (frames) and val_clip_top1 (clips) from one pass."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if val_frames.empty:
+                return
+            probs = self.model.predict(val_inputs, verbose=0)
+            y = targets_of(val_frames, labels)
+            logs["val_loss"] = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).mean())
+            logs["val_accuracy"] = M.topk_accuracy(probs, y, (1,))[1]
+            clip_probs = M.aggregate_clips(probs, clip_numbers(val_frames), s.aggregate)
+            clip_y = targets_of(val_frames.drop_duplicates("clip_id"), labels)
+            logs["val_clip_top1"] = M.topk_accuracy(clip_probs, clip_y, (1,))[1]
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+            log.info("epoch %d/%d  %s  (%.0f s)", epoch + 1, self.params["epochs"], shown, time.time() - self.t0)
+
+    class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
+        """ModelCheckpoint writing to a temp file and renaming: never half a checkpoint."""
+
+        def __init__(self, path: Path, **kw):
+            self.final = path
+            super().__init__(str(path.with_name(f".tmp-{path.name}")), **kw)
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if os.path.exists(self.filepath):
+                os.replace(self.filepath, self.final)
+
+    class TimedBackup(keras.callbacks.BackupAndRestore):
+        """BackupAndRestore, at most every ``backup_seconds``: saving InceptionV3 with its
+        optimizer takes seconds, as long as a whole epoch of a small run."""
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)  # restores the last backup, if any
+            self.last = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if time.time() - self.last >= s.backup_seconds:
+                super().on_epoch_end(epoch, logs)
+                self.last = time.time()
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        """EarlyStopping that remembers, after a restart, how long it had been waiting."""
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if resume["best"] is not None:
+                self.best, self.wait = resume["best"], resume["wait"]
+
+    monitor = s.monitor if not val_frames.empty else "loss"
+    mode = "min" if monitor.endswith("loss") else "max"
+    return [ValidationScores(), EpochLog(),
+            AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
+                             save_weights_only=True, initial_value_threshold=resume["best"]),
+            ResumableEarlyStopping(monitor=monitor, mode=mode, patience=s.patience),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
+            TimedBackup(str(phase_dir / "backup"))]
+
+
+def resume_state(run_dir: Path, first_epoch: int, monitor: str) -> dict:
+    """Best monitored value and epochs waited so far in this phase, from history.csv."""
+    import pandas as pd
+
+    path = run_dir / "history.csv"
+    if not path.is_file() or path.stat().st_size == 0:
+        return {"best": None, "wait": 0}
+    h = pd.read_csv(path).drop_duplicates("epoch", keep="last")
+    h = h[h.epoch >= first_epoch]
+    if h.empty or monitor not in h:
+        return {"best": None, "wait": 0}
+    values = h[monitor].to_numpy()
+    best_i = int(values.argmin() if monitor.endswith("loss") else values.argmax())
+    return {"best": float(values[best_i]), "wait": len(values) - 1 - best_i}
+
+
+def dedupe_history(path: Path) -> None:
+    """Epochs redone after a resume appear twice in history.csv; keep the last of each."""
+    import pandas as pd
+
+    from signwrite.fsutil import write_csv
+
+    if path.is_file() and path.stat().st_size:
+        h = pd.read_csv(path)
+        if h.epoch.duplicated().any():
+            write_csv(path, h.drop_duplicates("epoch", keep="last").sort_values("epoch"))
+
+
+# -- training ----------------------------------------------------------------------------------
+
+def fit_phase(name: str, model, train_data, val_inputs, val_frames, labels, s: TrainSettings,
+              run_dir: Path, epochs: int, learning_rate: float, first_epoch: int) -> int:
+    """Train ``model`` for one phase, keep its best-on-validation weights; returns the next epoch.
+
+    A finished phase is skipped on a re-run (its best weights are loaded instead).
+    """
+    import keras
+
+    phase_dir = run_dir / "checkpoints" / name
+    done = phase_dir / "done.json"
+    if done.is_file():
+        model.load_weights(phase_dir / "best.weights.h5")
+        log.info("phase %s: already done, weights restored", name)
+        return json.loads(done.read_text())["next_epoch"]
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    # cosine decay over the planned epochs: big steps early, settled weights at the end
+    steps = epochs * int(train_data.cardinality())  # negative when tf.data cannot tell
+    schedule = (keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.01)
+                if steps > 0 else learning_rate)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    monitor = s.monitor if not val_frames.empty else "loss"
+    resume = resume_state(run_dir, first_epoch, monitor)
+    callbacks = make_callbacks(s, run_dir, phase_dir, val_inputs, val_frames, labels, resume)
+    log.info("phase %s: up to %d epochs from epoch %d, learning rate %g, %d trainable weights",
+             name, epochs, first_epoch + 1, learning_rate, len(model.trainable_weights))
+    history = model.fit(train_data, epochs=first_epoch + epochs, initial_epoch=first_epoch,
+                        callbacks=callbacks, shuffle=False, verbose=0)  # tf.data shuffles
+    next_epoch = max(history.epoch, default=first_epoch - 1) + 1
+    best = phase_dir / "best.weights.h5"
+    if not best.is_file():  # nothing was ever better than the start: keep what we have
+        model.save_weights(best)
+    model.load_weights(best)
+    dedupe_history(run_dir / "history.csv")
+    write_json(done, {"next_epoch": next_epoch})
+    return next_epoch
+
+
+def build_and_train(s: TrainSettings, run_dir: Path, train, val, labels):
+    """The whole classifier (raw frames -> probabilities), trained as the settings say."""
+    from signwrite import backbones, data, features
+
+    extractor = backbones.build_feature_extractor(s.backbone, s.weights, s.image_size)
+    resize = extractor.get_layer("resize")
+    head = backbones.build_head(extractor.output_shape[-1], len(labels), s.dropout)
+    y_fit, y_val = targets_of(val.train, labels), targets_of(val.val, labels)
+    epoch = 0
+
+    if s.mode == "frozen" or s.weights != "none":  # a head on cached features (or its warm-up)
+        cache = features.cache_dir(s.data_dir, s.backbone, backbones.weights_tag(s.weights, s.seed), s.image_size)
+        features.extract_features(train, extractor, resize, cache, s.batch_size)
+        x_fit, x_val = features.load_features(val.train, cache), features.load_features(val.val, cache)
+        import tensorflow as tf
+
+        fit_ds = (tf.data.Dataset.from_tensor_slices((x_fit, y_fit)).shuffle(len(x_fit), seed=s.seed)
+                  .batch(s.batch_size))
+        epochs = s.epochs if s.mode == "frozen" else s.warmup_epochs
+        lr = s.learning_rate if s.mode == "frozen" else 1e-3
+        epoch = fit_phase("head", head, fit_ds, x_val, val.val, labels, s, run_dir, epochs, lr, epoch)
+
+    model = backbones.build_classifier(extractor, head)
+    if s.mode == "end-to-end":
+        n = backbones.set_trainable(extractor, s.backbone, "all" if s.weights == "none" else "top")
+        log.info("end-to-end: %d backbone layers train (%s)", n,
+                 "all, from scratch" if s.weights == "none" else "the top blocks")
+        augment = data.sign_augmentation(s.seed, s.flip) if s.augment else None
+        fit_ds = data.frame_dataset(list(val.train.path), y_fit, resize, s.batch_size, shuffle=True,
+                                    augment=augment, seed=s.seed)
+        val_ds = data.frame_dataset(list(val.val.path), y_val, resize, s.batch_size) if len(val.val) else None
+        fit_phase("end-to-end", model, fit_ds, val_ds, val.val, labels, s, run_dir, s.epochs,
+                  s.learning_rate, epoch)
+    backbones.set_trainable(extractor, s.backbone, "none")  # a saved model is for inference
+    return inference_copy(model)
+
+
+def inference_copy(model):
+    """The same network and weights without optimizer state (a third of the file)."""
+    import keras
+
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+# -- the stage ---------------------------------------------------------------------------------
+
+def run_config(s: TrainSettings, extract_config: dict, summary: dict) -> dict:
+    import keras
+    import tensorflow as tf
+
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(s).items()}
+    config.update(extract_config=extract_config, data=summary,
+                  versions={"tensorflow": tf.__version__, "keras": keras.__version__})
+    return config
+
+
+def check_config(run_dir: Path, config: dict) -> None:
+    """A run folder belongs to one set of settings; resuming with others would mix them."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+
+    def same(k):
+        if k in ("versions", "logdir"):  # the run folder was found, so logdir matches
+            return True
+        if k == "data_dir":
+            return Path(old.get(k, "")).resolve() == Path(config[k]).resolve()
+        return old.get(k) == config.get(k)
+
+    keys = sorted(k for k in set(old) | set(config) if not same(k))
+    if keys:
+        changes = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in keys)
+        raise SignwriteError(f"{run_dir} holds a run with other settings ({changes}); choose another "
+                             "--run name, or delete the folder to start it again")
+
+
+def train(s: TrainSettings) -> dict | None:
+    """Train, save and score one run; returns the test metrics (None without a test split)."""
+    from signwrite import data
+
+    t0 = time.time()
+    s = s.resolved()
+    run_dir = s.logdir / s.run
+    extract_config = data.read_extract_config(s.data_dir)
+    with folder_lock(run_dir, "train"):
+        remove_stale_temps(run_dir)
+        train_frames, val, test, labels, summary = load_data(s)
+        config = run_config(s, extract_config, summary)
+        check_config(run_dir, config)
+        write_json(run_dir / "config.json", config)
+        write_json(run_dir / "labels.json", labels)
+        if (run_dir / "metrics.json").is_file():
+            log.info("%s: already finished; `python -m signwrite.evaluate --run %s` re-scores it", run_dir, run_dir)
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        else:
+            import keras
+
+            keras.utils.set_random_seed(s.seed)
+            model_file = run_dir / "model.keras"
+            if model_file.is_file():
+                model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+            else:
+                log.info("%s: %s, weights %s, %d px, %s; %d labels", run_dir, s.backbone, s.weights,
+                         s.image_size, s.mode, len(labels))
+                model = build_and_train(s, run_dir, train_frames, val, labels)
+                with atomic_path(model_file) as tmp:
+                    model.save(tmp)
+                shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            from signwrite.evaluate import test_and_report
+
+            metrics = test_and_report(model, labels, config, test, run_dir, s.batch_size)
+    log.info("%s: done in %.0f s", run_dir, time.time() - t0)
+    if metrics is None:
+        print(f"run {run_dir}: trained; no test split to score")
+    else:
+        from signwrite.reports import summary_text
+
+        print(summary_text(metrics, run_dir))
+    return metrics
+
+
+# -- command line ------------------------------------------------------------------------------
+
+def parse_args(argv=None) -> tuple[TrainSettings, bool]:
+    d = TrainSettings()
+    p = argparse.ArgumentParser(prog="signwrite train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=d.data_dir, help="folder holding frames/ (from extract_frames)")
+    p.add_argument("--logdir", type=Path, default=d.logdir, help="runs are written to LOGDIR/RUN/")
+    p.add_argument("--run", default=None, help="run name (default: <backbone>_<weights>_<size>px_<mode>); "
+                   "the same command again resumes it")
+    p.add_argument("--backbone", default=d.backbone, choices=["inception_v3", "mobilenet_v2"])
+    p.add_argument("--weights", default=d.weights, help="imagenet (downloaded once by Keras), none (from "
+                   "scratch) or the path of a weights file")
+    p.add_argument("--image-size", type=int, default=None, help="input size in px (default: the backbone's "
+                   "own, 299 / 224); down to 75 / 32 for CPU work")
+    p.add_argument("--mode", default=d.mode, choices=["auto", "frozen", "end-to-end"],
+                   help="auto: frozen with pretrained weights, end-to-end from scratch")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="most epochs; the learning rate decays over them (default: 200 frozen, 30 end-to-end)")
+    p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
+                   help="head-only epochs before fine-tuning pretrained weights end-to-end")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="Adam learning rate (default: 1e-3; 1e-4 fine-tuning pretrained blocks)")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help="epochs without a better validation score before stopping")
+    p.add_argument("--monitor", default=d.monitor, choices=["val_loss", "val_accuracy", "val_clip_top1"],
+                   help="validation score that picks the kept checkpoint and stops training")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of training videos (or clips, or frames) held out for validation")
+    p.add_argument("--aggregate", default=d.aggregate, choices=["mean", "logmean", "vote"],
+                   help="how frame probabilities make a clip's")
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="train end-to-end without augmentation")
+    p.add_argument("--flip", action="store_true", help="also flip frames left-right (swaps the signing hand)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--backup-seconds", type=float, default=d.backup_seconds,
+                   help="save a backup to resume from at most this often (at the end of an epoch)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = vars(p.parse_args(argv))
+    verbose = a.pop("verbose")
+    return TrainSettings(**a), verbose
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, verbose = parse_args(argv)
+    setup_logging(verbose)
+    return run("train", train, settings)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Models for the predict / transcribe / live tests.
+
+``ColourRun`` is a stand-in with the ``signwrite.run`` interface (labels, config, sampling,
+predict_frames, aggregate) that classifies a frame by its mean colour, so the logic around
+a model is tested exactly and in milliseconds. ``colour_video`` makes videos of solid
+colour stretches with known times.
+
+``small_run`` is a real run: MobileNetV2 at 32 px trained from scratch on the frames of
+tests/frames_tools.py (the recipe of tests/test_train.py), trained once per test session
+however many test modules ask for it. ``class_video`` films those classes as a video.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frames_tools import class_frame, make_frames_dataset
+from signwrite.video import write_video
+
+# BGR colours of the three classes, and a grey "nothing is signed" frame.
+COLOURS = {"B": (230, 30, 30), "G": (30, 230, 30), "R": (30, 30, 230)}
+GREY = (128, 128, 128)
+
+
+class ColourRun:
+    """A fake run: the class is the dominant channel of a frame's mean colour (B, G or R)."""
+
+    labels = ["B", "G", "R"]
+
+    def __init__(self, sampling=None, config=None, delay: float = 0.0):
+        self.sampling = {"frames_per_clip": 4, "fps": None, "all_frames": False, "size": 48,
+                         "jpeg_quality": 95, **(sampling or {})}
+        self.config = {"data": {"median_clip_seconds": 1.0}} if config is None else config
+        self.delay = delay  # seconds per call, to play a slow model
+        self.calls: list[list[np.ndarray]] = []  # every batch of frames it was given
+
+    def predict_frames(self, frames):
+        import time
+
+        self.calls.append(list(frames))
+        if self.delay:
+            time.sleep(self.delay)
+        means = np.array([np.asarray(f, float).reshape(-1, 3).mean(0) for f in frames]).reshape(-1, 3)
+        # grey (all channels equal) gives 1/3 each; a saturated colour gives ~1 for its channel
+        logits = (means - means.mean(1, keepdims=True)) / 15
+        e = np.exp(logits)
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+    def aggregate(self, probs):
+        return np.asarray(probs).mean(0)
+
+    @property
+    def frames_seen(self) -> int:
+        return sum(len(c) for c in self.calls)
+
+
+def colour_video(path: Path, stretches, fps: float = 10, size=(64, 48)) -> Path:
+    """A video of solid colour stretches [(label or None for grey, seconds), ...]."""
+    w, h = size
+    frames = []
+    for label, seconds in stretches:
+        colour = COLOURS[label] if label else GREY
+        frame = np.empty((h, w, 3), np.uint8)
+        frame[:] = colour
+        frames += [frame] * int(round(seconds * fps))
+    write_video(path, frames, fps, crf=18, gop=int(fps))
+    return Path(path)
+
+
+def truth_times(stretches):
+    """[(label, start, end)] of the labelled stretches."""
+    out, t = [], 0.0
+    for label, seconds in stretches:
+        if label:
+            out.append((label, t, t + seconds))
+        t += seconds
+    return out
+
+
+# -- a real model --------------------------------------------------------------------------------
+
+SMALL_LABELS = ("red_disk", "green_bar", "blue_box")
+SMALL_FPS = 10  # the frame rate make_frames_dataset pretends its clips had
+SMALL_CLIP_SECONDS = 1.8  # its clips: 6 frames, every third of 18 frames at 10 fps
+
+
+@functools.lru_cache(maxsize=None)
+def train_small_run(root: Path) -> Path:
+    """Train (or, when already finished under ``root``, reuse) the small run; returns its folder."""
+    from signwrite.train import TrainSettings, train
+
+    data_dir = make_frames_dataset(root / "data", labels=SMALL_LABELS,
+                                   videos={"train": ["va", "vb", "vc"], "test": ["vd"]}, clips_per_video=2)
+    train(TrainSettings(data_dir=data_dir, logdir=root / "logs", run="small", backbone="mobilenet_v2",
+                        weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0))
+    return root / "logs" / "small"
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    # keyed on the session's base temp folder, so test modules importing this share one model
+    return train_small_run(tmp_path_factory.getbasetemp() / "small-run")
+
+
+def class_video(path: Path, stretches, fps: float = SMALL_FPS, seed: int = 1) -> Path:
+    """A video of the small run's classes [(label, seconds), ...], drawn afresh (unseen frames)."""
+    rng = np.random.default_rng(seed)
+    frames = [class_frame(label, rng) for label, seconds in stretches for _ in range(int(round(seconds * fps)))]
+    write_video(path, frames, fps, crf=18, gop=int(fps))
+    return Path(path)

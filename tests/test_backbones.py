@@ -1,0 +1,118 @@
+"""Backbones: their own preprocessing, size limits, weights from a local file, offline imagenet."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import numpy as np
+import pytest
+
+from signwrite import backbones
+from signwrite.errors import SignwriteError, WeightsError
+
+
+@pytest.mark.parametrize("name", sorted(backbones.BACKBONES))
+def test_preprocessing_is_the_backbones_own_preprocess_input(name):
+    import importlib
+
+    spec = backbones.BACKBONES[name]
+    frames = np.random.default_rng(0).uniform(0, 255, (2, 40, 56, 3)).astype("float32")
+    ref = importlib.import_module(f"keras.applications.{spec.module}").preprocess_input(frames.copy())
+    resize, rescale = backbones.frame_preprocessing(name, 40)
+    ours = np.asarray(rescale(frames))
+    np.testing.assert_allclose(ours, np.asarray(ref), atol=1e-5)
+    assert ours.min() < -0.9 and ours.max() > 0.9  # [-1, 1], never a bare 1/255
+    # the resize keeps the centre square: a 40x56 frame loses 8 px on each side
+    marked = np.zeros((1, 40, 56, 3), "float32")
+    marked[:, :, :8] = 255
+    assert np.asarray(resize(marked)).max() < 1
+
+
+@pytest.mark.parametrize("name,minimum", [("inception_v3", 75), ("mobilenet_v2", 32)])
+def test_image_size_below_the_backbones_minimum_is_refused_with_the_value(name, minimum):
+    assert backbones.check_image_size(name, minimum) == minimum
+    with pytest.raises(SignwriteError, match=rf"at least {minimum} px.*image_size={minimum - 1}"):
+        backbones.check_image_size(name, minimum - 1)
+
+
+def test_unknown_backbone_repeats_the_value():
+    with pytest.raises(SignwriteError, match="backbone='resnet'"):
+        backbones.get_spec("resnet")
+
+
+def test_weights_from_a_local_file_are_loaded(tmp_path):
+    source = backbones.build_backbone("mobilenet_v2", "none", 32)
+    rng = np.random.default_rng(1)
+    source.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in source.get_weights()])
+    path = tmp_path / "mine.weights.h5"
+    source.save_weights(path)
+
+    loaded = backbones.build_backbone("mobilenet_v2", str(path), 32)
+    fresh = backbones.build_backbone("mobilenet_v2", "none", 32)
+    layer = "block_16_project"
+    np.testing.assert_array_equal(loaded.get_layer(layer).get_weights()[0], source.get_layer(layer).get_weights()[0])
+    assert not np.allclose(fresh.get_layer(layer).get_weights()[0], source.get_layer(layer).get_weights()[0])
+    # the cache key follows the file's content
+    assert backbones.weights_tag(str(path), 0).startswith("file-")
+
+
+def test_weights_in_the_legacy_h5_layout_keras_downloads_are_loaded(tmp_path):
+    """--weights PATH with the very file Keras would have downloaded (Keras 2 .h5 layout)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    source = backbones.build_backbone("mobilenet_v2", "none", 32)
+    rng = np.random.default_rng(2)
+    source.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in source.get_weights()])
+    path = tmp_path / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, source)
+    loaded = backbones.build_backbone("mobilenet_v2", str(path), 32)
+    np.testing.assert_array_equal(loaded.get_layer("Conv1").get_weights()[0], source.get_layer("Conv1").get_weights()[0])
+
+
+def test_a_file_that_is_not_weights_gives_a_weights_error(tmp_path):
+    bad = tmp_path / "notes.weights.h5"
+    bad.write_text("not hdf5")
+    with pytest.raises(WeightsError, match="not usable as mobilenet_v2 weights"):
+        backbones.build_backbone("mobilenet_v2", str(bad), 32)
+    with pytest.raises(WeightsError, match="no such weights file"):
+        backbones.build_backbone("mobilenet_v2", str(tmp_path / "absent.h5"), 32)
+
+
+@pytest.mark.parametrize("name,fname", [
+    ("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    ("mobilenet_v2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"),
+])
+def test_imagenet_download_failing_offline_names_the_other_choices(name, fname, tmp_path, monkeypatch):
+    from keras.src.utils import file_utils
+
+    calls = []
+
+    def offline(url, *args, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    with pytest.raises(WeightsError) as info:
+        backbones.build_backbone(name, "imagenet", 96)
+    msg = str(info.value)
+    assert calls and calls[0].endswith(fname)  # it did try, and only through our patched download
+    assert "--weights none" in msg and "--weights PATH" in msg and fname in msg
+    assert str(tmp_path / "keras-home" / "models" / fname) in msg
+    assert "\n" not in msg  # one clear line
+
+
+def test_fine_tuning_trains_only_the_top_blocks_and_pretrained_bn_stays_in_inference():
+    extractor = backbones.build_feature_extractor("mobilenet_v2", "none", 32)
+    inner = extractor.get_layer(backbones.backbone_name_of(extractor))
+    assert backbones.set_trainable(extractor, "mobilenet_v2", "none") == 0 and not extractor.trainable_weights
+    n_top = backbones.set_trainable(extractor, "mobilenet_v2", "top")
+    assert inner.get_layer("block_13_expand").trainable and not inner.get_layer("block_12_add").trainable
+    assert not inner.get_layer("Conv1").trainable
+    n_all = backbones.set_trainable(extractor, "mobilenet_v2", "all")
+    assert 0 < n_top < n_all and inner.get_layer("Conv1").trainable
+    # from scratch, BatchNorm statistics move fast enough to settle in a short run
+    bn = [layer for layer in inner.layers if layer.__class__.__name__ == "BatchNormalization"]
+    assert bn and all(layer.momentum == backbones.SCRATCH_BN_MOMENTUM for layer in bn)

@@ -1,0 +1,347 @@
+"""train / evaluate / run on tiny generated frames: a model that learns, and every output it owes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from frames_tools import make_frames_dataset
+from signwrite import data
+from signwrite.errors import InputError, RunError, SignwriteError
+
+RUN_FILES = ["model.keras", "labels.json", "config.json", "history.csv", "metrics.json",
+             "classification_report.txt", "confusion_matrix.png", "test_predictions.png", "predictions.csv"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def quiet_train(settings):
+    from signwrite.train import train
+
+    return train(settings)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A short from-scratch end-to-end run: MobileNetV2 at 32 px on four visibly different classes."""
+    from signwrite.train import TrainSettings
+
+    root = tmp_path_factory.mktemp("trained")
+    data_dir = make_frames_dataset(root / "data", videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
+                                   clips_per_video=2)
+    s = TrainSettings(data_dir=data_dir, logdir=root / "logs", run="tiny", backbone="mobilenet_v2",
+                      weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0)
+    metrics = quiet_train(s)
+    return root / "logs" / "tiny", data_dir, metrics
+
+
+# -- validation carving (no TensorFlow) ------------------------------------------------------
+
+def frames_table(spec):
+    """spec: [(video, label, n_clips, n_frames)] -> a per-frame train table."""
+    rows = []
+    for video, label, n_clips, n_frames in spec:
+        for c in range(n_clips):
+            for p in range(n_frames):
+                rows.append(("train", label, f"{video}_{label}_{c}", video, f"/x/{video}{label}{c}-{p}.jpg", p, p))
+    return pd.DataFrame(rows, columns=["split", "label", "clip_id", "video", "path", "index", "position"])
+
+
+def test_validation_holds_out_whole_videos_and_keeps_every_label():
+    t = frames_table([(v, lab, 1, 4) for v in ("v1", "v2", "v3", "v4", "v5") for lab in "AB"] + [("v1", "C", 1, 4)])
+    val = data.carve_validation(t, 0.2, seed=0)
+    assert val.strategy == "videos"
+    held = set(val.val.video)
+    assert held and "v1" not in held  # v1 holds the only C clip
+    assert not held & set(val.train.video)  # a video is on one side only
+    assert set(val.train.label) == {"A", "B", "C"}
+    assert len(val.train) + len(val.val) == len(t)
+
+
+def test_single_video_falls_back_to_whole_clips_never_a_labels_only_clip():
+    t = frames_table([("v1", "A", 5, 3), ("v1", "B", 1, 3), ("v1", "C", 2, 3)])
+    val = data.carve_validation(t, 0.2, seed=0)
+    assert val.strategy == "clips" and "single video" in val.note
+    assert set(val.train.label) == {"A", "B", "C"}
+    assert "B" not in set(val.val.label)  # B's only clip stays in training
+    assert not set(val.val.clip_id) & set(val.train.clip_id)  # whole clips
+    assert val.val.clip_id.nunique() == 2  # round(0.2 * 5) of A, and one of C's two
+
+
+def test_one_clip_per_label_holds_out_the_time_tail_of_each_clip():
+    t = frames_table([("v1", lab, 1, 10) for lab in "ABC"])
+    val = data.carve_validation(t, 0.2, seed=0)
+    assert val.strategy == "time-tail" and "last 20%" in val.note
+    assert len(val.val) == 6 and set(val.val.position) == {8, 9}
+    assert val.train.groupby("clip_id").position.max().eq(7).all()
+
+
+def test_validation_fallback_is_logged(tmp_path, caplog):
+    import logging
+
+    from signwrite.train import TrainSettings, load_data
+
+    make_frames_dataset(tmp_path / "data", labels=("red_disk", "green_bar"), videos={"train": ["va"], "test": ["vb"]})
+    with caplog.at_level(logging.INFO):
+        load_data(TrainSettings(data_dir=tmp_path / "data").resolved())
+    assert "time" in caplog.text and "single clip" in caplog.text
+
+
+def test_bad_frames_csv_names_every_bad_row(tmp_path):
+    d = make_frames_dataset(tmp_path / "data", labels=("red_disk", "green_bar"), videos={"train": ["va"]})
+    csv = d / "frames" / "frames.csv"
+    t = pd.read_csv(csv)
+    t.loc[0, "split"] = "dev"
+    t.loc[1, "n_frames"] = 99
+    t.to_csv(csv, index=False)
+    Path(d / "frames" / t.frames[1].split(";")[0]).unlink()
+    with pytest.raises(InputError) as info:
+        data.read_clips(d)
+    msg = str(info.value)
+    assert "row 2" in msg and "'dev'" in msg and "row 3" in msg and "n_frames is 99" in msg
+    assert "missing" in msg and "extract_frames" in msg
+
+
+# -- a whole run ------------------------------------------------------------------------------
+
+def test_run_learns_clearly_above_chance(trained):
+    run_dir, _, metrics = trained
+    assert metrics["n_classes"] == 4 and metrics["chance_top1"] == 0.25
+    assert metrics["clip_top1"] >= 0.75, metrics  # chance is 0.25
+    assert metrics["frame_top1"] >= 0.6
+
+
+def test_run_folder_holds_every_file_with_sane_contents(trained):
+    run_dir, data_dir, metrics = trained
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("clip_top1", "clip_top3", "clip_top10", "frame_top1", "n_test_clips", "n_classes", "chance_top1"):
+        assert key in saved
+    assert saved["n_test_clips"] == 8 and saved["n_test_frames"] == 48
+    assert saved["clip_top3"] == 1.0 or saved["clip_top3"] >= saved["clip_top1"]
+    assert saved["clip_top10"] is None and "clip_top10" in saved["topk_notes"]  # k=10 >= 4 classes
+    assert set(saved["per_class"]) == {"blue_box", "green_bar", "red_disk", "yellow_cross"}
+    assert {"precision", "recall", "f1-score", "support"} <= set(saved["per_class"]["red_disk"])
+
+    assert json.loads((run_dir / "labels.json").read_text()) == ["blue_box", "green_bar", "red_disk", "yellow_cross"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["backbone"] == "mobilenet_v2" and config["image_size"] == 32 and config["mode"] == "end-to-end"
+    assert config["extract_config"]["frames_per_clip"] == 6 and config["data"]["validation"] == "videos"
+
+    history = pd.read_csv(run_dir / "history.csv")
+    assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_clip_top1"} <= set(history.columns)
+    assert list(history.epoch) == list(range(len(history))) and len(history) >= 1
+
+    preds = pd.read_csv(run_dir / "predictions.csv")
+    assert len(preds) == 8 and set(preds.label) == set(saved["per_class"])
+    assert preds.correct.mean() == pytest.approx(saved["clip_top1"])
+    assert preds.top_k.str.count(":").eq(4).all()  # top-k lists min(10, 4) classes
+
+    report = (run_dir / "classification_report.txt").read_text()
+    assert "precision" in report and "yellow_cross" in report
+    for png in ("confusion_matrix.png", "test_predictions.png"):
+        assert (run_dir / png).read_bytes()[:8] == PNG_MAGIC
+    for sub in ("train", "validation", "test"):
+        assert list((run_dir / sub).glob("events.out.tfevents.*")), sub
+    assert not (run_dir / "checkpoints").exists()  # cleaned once the model is saved
+
+
+def test_tensorboard_holds_final_topk_images_and_hparams(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _, metrics = trained
+    acc = EventAccumulator(str(run_dir / "test"), size_guidance={"tensors": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    assert {"clip_top1", "clip_top3", "frame_top1", "confusion_matrix", "test_predictions"} <= tags
+    from tensorboard.util import tensor_util
+
+    value = float(tensor_util.make_ndarray(acc.Tensors("clip_top1")[0].tensor_proto))
+    assert value == pytest.approx(metrics["clip_top1"])
+    plugins = {m.plugin_data.plugin_name for m in acc.summary_metadata.values()}
+    assert "images" in plugins
+    root = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    root.Reload()
+    assert "hparams" in {m.plugin_data.plugin_name for m in root.summary_metadata.values()}
+    val = EventAccumulator(str(run_dir / "validation"), size_guidance={"tensors": 0})
+    val.Reload()
+    assert {"epoch_loss", "epoch_accuracy", "epoch_clip_top1"} <= set(val.Tags()["tensors"])
+
+
+def test_evaluate_reproduces_metrics_json(trained, capsys):
+    from signwrite.evaluate import main
+
+    run_dir, data_dir, metrics = trained
+    assert main(["--run", str(run_dir), "--data-dir", str(data_dir)]) == 0
+    again = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("clip_top1", "clip_top3", "clip_top10", "frame_top1", "n_test_clips", "clip_top1_correct"):
+        assert again[key] == metrics[key], key
+    out = capsys.readouterr().out
+    assert "top-1" in out and str(run_dir) in out
+
+
+def test_predict_frames_agrees_with_saved_predictions(trained):
+    import cv2
+
+    from signwrite.run import load_run
+
+    run_dir, data_dir, _ = trained
+    run = load_run(run_dir)
+    assert run.labels == json.loads((run_dir / "labels.json").read_text())
+    assert run.sampling["frames_per_clip"] == 6
+    table = pd.read_csv(data_dir / "frames" / "frames.csv")
+    preds = pd.read_csv(run_dir / "predictions.csv").set_index("clip_id")
+    for clip in table[table.split == "test"].itertuples():
+        frames = [cv2.imread(str(data_dir / "frames" / f)) for f in clip.frames.split(";")]
+        probs = run.predict_frames(frames)
+        assert probs.shape == (6, 4) and np.allclose(probs.sum(1), 1, atol=1e-4)
+        clip_probs = run.aggregate(probs)
+        saved = preds.loc[clip.clip_id]
+        assert run.labels[int(clip_probs.argmax())] == saved.predicted_label
+        assert clip_probs.max() == pytest.approx(saved.p_predicted, abs=2e-3)
+    # training frames: the model knows them
+    train = table[table.split == "train"]
+    hits = [run.labels[int(run.aggregate(run.predict_frames(
+        [cv2.imread(str(data_dir / "frames" / f)) for f in c.frames.split(";")])).argmax())] == c.label
+        for c in train.itertuples()]
+    assert np.mean(hits) >= 0.75
+
+
+def test_predict_frames_takes_raw_frames_of_any_size(trained):
+    import cv2
+
+    from signwrite.run import load_run
+
+    run_dir, data_dir, _ = trained
+    run = load_run(run_dir)
+    table = pd.read_csv(data_dir / "frames" / "frames.csv")
+    first = table[table.split == "test"].iloc[0]
+    frame = cv2.imread(str(data_dir / "frames" / first.frames.split(";")[0]))
+    big = cv2.resize(frame, (frame.shape[1] * 4, frame.shape[0] * 4), interpolation=cv2.INTER_CUBIC)
+    p_small, p_big = run.predict_frames([frame]), run.predict_frames([big])
+    assert p_small.argmax() == p_big.argmax()
+    assert np.abs(p_small - p_big).max() < 0.1
+    assert run.predict_frames([]).shape == (0, 4)
+
+
+def test_load_run_names_what_is_missing_or_mismatched(trained, tmp_path):
+    from signwrite.run import load_run
+
+    run_dir, _, _ = trained
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken, ignore=shutil.ignore_patterns("train", "validation", "test"))
+    (broken / "labels.json").write_text(json.dumps(["a", "b", "c"]))
+    with pytest.raises(RunError, match="3 labels but the model outputs 4"):
+        load_run(broken)
+    (broken / "labels.json").unlink()
+    with pytest.raises(RunError, match="labels.json: missing"):
+        load_run(broken)
+    (broken / "model.keras").unlink()
+    with pytest.raises(RunError, match="model.keras: missing"):
+        load_run(broken)
+    with pytest.raises(RunError, match="no such run folder"):
+        load_run(tmp_path / "nothing")
+
+
+def test_a_finished_run_is_not_trained_again(trained, capsys):
+    from signwrite.train import TrainSettings
+
+    run_dir, data_dir, metrics = trained
+    before = (run_dir / "model.keras").stat().st_mtime_ns
+    s = TrainSettings(data_dir=data_dir, logdir=run_dir.parent, run="tiny", backbone="mobilenet_v2",
+                      weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0)
+    assert quiet_train(s)["clip_top1"] == metrics["clip_top1"]
+    assert (run_dir / "model.keras").stat().st_mtime_ns == before
+    assert "top-1" in capsys.readouterr().out
+    with pytest.raises(SignwriteError, match="other settings.*epochs"):
+        quiet_train(TrainSettings(**{**s.__dict__, "epochs": 21}))
+
+
+# -- frozen mode: cached features, resuming -----------------------------------------------------
+
+def test_frozen_run_resumes_after_a_stop_and_reuses_cached_features(tmp_path, monkeypatch):
+    import keras
+
+    from signwrite import train as T
+    from signwrite.train import TrainSettings
+
+    d = make_frames_dataset(tmp_path / "data", videos={"train": ["va", "vb", "vc"], "test": ["vd"]})
+    s = TrainSettings(data_dir=d, logdir=tmp_path / "logs", run="frozen", backbone="mobilenet_v2",
+                      weights="none", image_size=32, mode="frozen", epochs=6, patience=6, batch_size=8,
+                      backup_seconds=0)
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    real = T.make_callbacks
+    monkeypatch.setattr(T, "make_callbacks", lambda *a, **k: real(*a, **k) + [Stop()])
+    with pytest.raises(KeyboardInterrupt):
+        quiet_train(s)
+    run_dir = tmp_path / "logs" / "frozen"
+    assert not (run_dir / "model.keras").exists()
+    assert (run_dir / "checkpoints" / "head" / "backup").is_dir()
+    assert list(pd.read_csv(run_dir / "history.csv").epoch) == [0, 1, 2]
+    cache = list((d / "features").rglob("*.npz"))
+    assert len(cache) == 12  # one file per training clip: 3 videos x 4 labels
+    stamps = {p: p.stat().st_mtime_ns for p in cache}
+
+    monkeypatch.setattr(T, "make_callbacks", real)
+    metrics = quiet_train(s)
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history.epoch) == list(range(6))  # picked up at epoch 3, no epoch twice
+    assert metrics["n_test_clips"] == 4 and (run_dir / "model.keras").is_file()
+    assert {p: p.stat().st_mtime_ns for p in cache} == stamps  # features were not recomputed
+
+    from signwrite import features
+
+    frames = data.explode_frames(data.read_clips(d), d)
+    assert features.extract_features(frames[frames.split == "train"], None, None,
+                                     next(p for p in (d / "features").iterdir())) == 0
+
+
+# -- command line ------------------------------------------------------------------------------
+
+def test_help_is_fast_because_tensorflow_is_not_imported():
+    code = ("import sys\nfrom signwrite import train, evaluate\n"
+            "try:\n    train.parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\nprint('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--image-size" in out.stdout and "--weights" in out.stdout and out.stdout.endswith("ok\n")
+
+
+def test_cli_refuses_an_image_size_below_the_minimum(tmp_path, capsys):
+    from signwrite.train import main
+
+    make_frames_dataset(tmp_path / "data", labels=("red_disk", "green_bar"), videos={"train": ["va"]})
+    code = main(["--data-dir", str(tmp_path / "data"), "--logdir", str(tmp_path / "logs"), "--image-size", "60"])
+    err = capsys.readouterr().err
+    assert code == 1 and "at least 75 px" in err and "image_size=60" in err
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("size", [48, 32])
+def test_pipeline_frames_are_what_the_models_own_resizing_makes(tmp_path, size):
+    """tf.data skips resizing a crop that already has the model's size; it must not matter."""
+    import cv2
+
+    from signwrite.backbones import frame_preprocessing
+    from frames_tools import class_frame
+
+    img = class_frame("yellow_cross", np.random.default_rng(0), 64, 48)
+    cv2.imwrite(str(tmp_path / "f.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    resize = frame_preprocessing("mobilenet_v2", size)[0]
+    ours = np.asarray(data.load_frame(str(tmp_path / "f.jpg"), resize))
+    rgb = cv2.cvtColor(cv2.imread(str(tmp_path / "f.jpg")), cv2.COLOR_BGR2RGB).astype("float32")
+    theirs = np.asarray(resize(rgb[None]))[0]
+    assert ours.shape == (size, size, 3)
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
