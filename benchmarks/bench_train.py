@@ -85,20 +85,24 @@ def bench_extraction(data_dir: Path, backbone: str, size: int, batch: int, repea
     forward(in_memory[0])  # trace once, outside the clocks
     cache = data_dir / "features" / "bench"
     features.extract_features(frames.head(batch), extractor, resize, cache, batch)  # warm-up its trace too
-    pipeline, bare = [], []
+    pipeline, bare, cpu_ratios = [], [], []
     for _ in range(repeats):  # back to back pairs: a noisy neighbour (the CPU is shared) hurts both alike
         shutil.rmtree(cache, ignore_errors=True)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         features.extract_features(frames, extractor, resize, cache, batch)
         pipeline.append(len(frames) / (time.perf_counter() - t))
-        t = time.perf_counter()
+        pipeline_cpu = time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
         for x in in_memory:
             forward(x).numpy()
         bare.append(len(frames) / (time.perf_counter() - t))
+        # CPU seconds this process spent: what the pipeline costs, whatever the neighbours do
+        cpu_ratios.append((time.process_time() - c) / pipeline_cpu)
     ratios = [p / b for p, b in zip(pipeline, bare)]
     return {"backbone": backbone, "image_size": size, "frames": len(frames), "batch_size": batch,
             "pipeline_fps": float(np.median(pipeline)), "bare_forward_fps": float(np.median(bare)),
-            "ratio": float(np.median(ratios)), "runs_ratio": ratios,
+            "ratio": float(np.median(ratios)), "cpu_ratio": float(np.median(cpu_ratios)),
+            "runs_ratio": ratios, "runs_cpu_ratio": cpu_ratios,
             "runs_pipeline_fps": pipeline, "runs_bare_fps": bare}
 
 
@@ -183,10 +187,12 @@ def main() -> int:
               "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()}}
 
     print(f"\nfeature extraction ({a.backbone}, {a.frames} frames, batch {a.batch_size})")
-    print(f"{'size':>6} {'pipeline f/s':>13} {'bare f/s':>9} {'ratio':>6}   (medians; ratio per back-to-back pair)")
+    print(f"{'size':>6} {'pipeline f/s':>13} {'bare f/s':>9} {'ratio':>6} {'cpu ratio':>10}   "
+          "(medians of back-to-back pairs; cpu ratio: bare CPU s / pipeline CPU s)")
     for e in extraction:
         pairs = " ".join(f"{r:.2f}" for r in e["runs_ratio"])
-        print(f"{e['image_size']:>6} {e['pipeline_fps']:>13.1f} {e['bare_forward_fps']:>9.1f} {e['ratio']:>6.2f}   [{pairs}]")
+        print(f"{e['image_size']:>6} {e['pipeline_fps']:>13.1f} {e['bare_forward_fps']:>9.1f} {e['ratio']:>6.2f} "
+              f"{e['cpu_ratio']:>10.2f}   wall ratios [{pairs}]")
     print(f"\nhead on cached features vs end-to-end ({head['image_size']} px, {head['frames']} frames)")
     print(f"  head: {head['head_epochs']} epochs in {head['head_total_s']:.2f} s ({head['head_s_per_epoch'] * 1000:.1f} ms/epoch)")
     print(f"  end-to-end: one epoch {head['end_to_end_epoch_s']:.1f} s "

@@ -165,9 +165,11 @@ def carve_validation(train, fraction: float, seed: int) -> Validation:
 
 # -- tf.data ----------------------------------------------------------------------------------
 
-def sign_augmentation(seed: int, flip: bool = False):
+def sign_augmentation(seed: int, flip: bool = False, colour: bool = False):
     """Random changes a sign survives: small shifts, zoom, tilt, lighting. No left-right
-    flip unless asked: a mirrored sign is signed with the other hand."""
+    flip unless asked: a mirrored sign is signed with the other hand. ``colour`` adds hue,
+    saturation and grey-scale changes, for data where signers differ in skin, clothes and
+    backdrop far more than a few training videos show."""
     import keras
 
     L = keras.layers
@@ -178,6 +180,10 @@ def sign_augmentation(seed: int, flip: bool = False):
               L.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4)]
     if flip:
         layers.append(L.RandomFlip("horizontal", seed=seed + 5))
+    if colour:
+        layers += [L.RandomHue(0.5, value_range=(0, 255), seed=seed + 6),
+                   L.RandomSaturation(0.5, value_range=(0, 255), seed=seed + 7),
+                   L.RandomGrayscale(0.2, seed=seed + 8)]
     return keras.Sequential(layers, name="sign_augmentation")
 
 

@@ -297,7 +297,10 @@ def _init_worker() -> None:
 
 
 def _exit_with_parent() -> None:
-    """A worker must not outlive a killed run: it would finish its clip behind the next run's back."""
+    """A worker must not outlive a killed run: it would finish its clip behind the next run's back.
+
+    Its parent is the fork server, which exits as soon as the run that started it dies.
+    """
     parent = os.getppid()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):

@@ -57,6 +57,7 @@ class TrainSettings:
     aggregate: str = "mean"  # mean | logmean | vote: frame probabilities -> clip
     dropout: float = 0.3
     augment: bool = True
+    colour: bool = False  # also jitter hue/saturation/grey: signers who differ in skin, clothes, backdrop
     flip: bool = False  # left-right flips swap the signing hand: off unless your signs allow it
     seed: int = 0
     backup_seconds: float = 60  # how often a resumable backup is saved (at an epoch's end)
@@ -292,7 +293,7 @@ def build_and_train(s: TrainSettings, run_dir: Path, train, val, labels):
         n = backbones.set_trainable(extractor, s.backbone, "all" if s.weights == "none" else "top")
         log.info("end-to-end: %d backbone layers train (%s)", n,
                  "all, from scratch" if s.weights == "none" else "the top blocks")
-        augment = data.sign_augmentation(s.seed, s.flip) if s.augment else None
+        augment = data.sign_augmentation(s.seed, s.flip, s.colour) if s.augment else None
         fit_ds = data.frame_dataset(list(val.train.path), y_fit, resize, s.batch_size, shuffle=True,
                                     augment=augment, seed=s.seed)
         val_ds = data.frame_dataset(list(val.val.path), y_val, resize, s.batch_size) if len(val.val) else None
@@ -424,6 +425,9 @@ def parse_args(argv=None) -> tuple[TrainSettings, bool]:
     p.add_argument("--dropout", type=float, default=d.dropout)
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train end-to-end without augmentation")
     p.add_argument("--flip", action="store_true", help="also flip frames left-right (swaps the signing hand)")
+    p.add_argument("--colour", action="store_true",
+                   help="also jitter hue, saturation and grey: for signers who differ in skin, clothes and "
+                        "backdrop far more than your few training videos show")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--backup-seconds", type=float, default=d.backup_seconds,
                    help="save a backup to resume from at most this often (at the end of an epoch)")

@@ -1,0 +1,248 @@
+"""All benchmarks in one table of ratios, each against its baseline run side by side.
+
+    python benchmarks/run_all.py [--run] [--only NAME ...]
+
+Without --run it only collects the results already in benchmarks/results/*.json; with --run
+it first runs each benchmark script (cut, extract, train, predict, scaling, in that order;
+--only limits which are run and shown). A result file that is missing is shown as
+"not measured": nothing is estimated or filled in.
+
+Prints the table and writes benchmarks/results/summary.json and benchmarks/results/summary.md
+(a Markdown table with the date and a machine note, ready to paste into the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+NAMES = ("cut", "extract", "train", "predict", "scaling")
+
+
+def _get(d, *path):
+    for p in path:
+        if isinstance(d, dict) and p in d:
+            d = d[p]
+        elif isinstance(d, list) and isinstance(p, int) and -len(d) <= p < len(d):
+            d = d[p]
+        else:
+            return None
+    return d
+
+
+def row(bench, measure, baseline, ratio, aim, met, note=""):
+    return {"bench": bench, "measure": measure, "baseline": baseline,
+            "ratio": None if ratio is None else round(float(ratio), 3), "aim": aim,
+            "met": met, "note": note}
+
+
+def missing(bench, measure, baseline, aim):
+    return row(bench, measure, baseline, None, aim, None, "not measured")
+
+
+def _check(value, ok):
+    return None if value is None else bool(ok(value))
+
+
+def rows_cut(d):
+    out = []
+    for key, label in (("speedup_vs_moviepy_default", "moviepy, its defaults"),
+                       ("speedup_vs_moviepy_same_settings", "moviepy, fetch's encoder settings")):
+        v = _get(d, "speed", key)
+        out.append(row("cut", "cut speed (clips/s)", label, v, ">= 3x", _check(v, lambda x: x >= 3),
+                       "" if v is not None else "not measured"))
+    f = _get(d, "accuracy", "summary", "fetch", "max_abs_start_off_frames")
+    fe = _get(d, "accuracy", "summary", "fetch", "max_abs_end_off_frames")
+    c = _get(d, "accuracy", "summary", "copy_stored", "max_abs_start_off_frames")
+    if f is None or c is None:
+        out.append(missing("cut", "cut frame offset (max, frames)", "keyframe stream copy", "0 frames"))
+    else:
+        out.append(row("cut", "cut frame offset (max, frames)", "keyframe stream copy", None, "0 frames",
+                       f == 0 and (fe or 0) == 0,
+                       f"fetch start/end off {f}/{fe} frames vs stream copy start off {c} frames "
+                       f"(mean {_get(d, 'accuracy', 'summary', 'copy_stored', 'mean_early_s')} s early)"))
+    return out
+
+
+def rows_extract(d):
+    out = []
+    aim_o = _get(d, "aims", "overhead_below") or 0.25
+    aim_s = _get(d, "aims", "speedup_at_least") or 1.6
+    n = _get(d, "rounds")
+    for key, base in (("overhead_jobs1_vs_bare_1thread", "bare OpenCV loop, 1 thread"),
+                      ("overhead_jobs1_vs_bare_default_threads", "bare OpenCV loop, default threads")):
+        for stat in ("paired_median", "best_of"):
+            v = _get(d, "ratios", key, stat)
+            label = "paired median" if stat == "paired_median" else f"best of {n}"
+            out.append(row("extract", f"extraction overhead, --jobs 1 ({label})", base, v, f"< {aim_o:.0%}",
+                           _check(v, lambda x: x < aim_o), "" if v is not None else "not measured"))
+    for stat in ("paired_median", "best_of"):
+        v = _get(d, "ratios", "speedup_jobs1_to_jobs2", stat)
+        label = "paired median" if stat == "paired_median" else f"best of {n}"
+        out.append(row("extract", f"extraction speed-up 1 -> 2 jobs ({label})", "--jobs 1", v, f">= {aim_s}x",
+                       _check(v, lambda x: x >= aim_s), "" if v is not None else "not measured"))
+    return out
+
+
+def rows_train(d):
+    out = []
+    ext = _get(d, "extraction") or []
+    if not ext:
+        out.append(missing("train", "feature extraction throughput", "bare forward pass", ">= 0.9x"))
+    for e in ext:
+        v = e.get("ratio")
+        out.append(row("train", f"feature extraction throughput ({e.get('backbone')}, {e.get('image_size')} px)",
+                       "bare forward pass, same process", v, ">= 0.9x", _check(v, lambda x: x >= 0.9),
+                       f"median of per-round paired ratios; median fps {e.get('pipeline_fps', 0):.1f} vs "
+                       f"{e.get('bare_forward_fps', 0):.1f}"))
+    h = _get(d, "head_vs_end_to_end")
+    v = _get(h, "end_to_end_epoch_over_head_epoch")
+    if v is None:
+        out.append(missing("train", "head epoch on cached features (speed)", "one end-to-end epoch", "informational"))
+    else:
+        out.append(row("train", "head epoch on cached features (speed)", "one end-to-end epoch", v,
+                       "informational", None,
+                       f"{h.get('head_s_per_epoch', 0):.3f} s vs {h.get('end_to_end_epoch_s', 0):.2f} s per epoch "
+                       f"({h.get('backbone')}, {h.get('image_size')} px, {h.get('frames')} frames)"))
+    mem = _get(d, "memory") or []
+    if len(mem) < 2:
+        out.append(missing("train", "feature-extraction peak memory, larger dataset", "smaller dataset",
+                           "no growth (<= 1.05x)"))
+    else:
+        a, b = mem[0], mem[-1]
+        v = b["peak_rss_mb"] / a["peak_rss_mb"] if a.get("peak_rss_mb") else None
+        out.append(row("train", f"feature-extraction peak memory, {b['frames']} frames",
+                       f"{a['frames']} frames", v, "no growth (<= 1.05x)", _check(v, lambda x: x <= 1.05),
+                       f"{b['peak_rss_mb']:.0f} MB vs {a['peak_rss_mb']:.0f} MB"))
+    return out
+
+
+def rows_predict(d):
+    out = []
+    res = _get(d, "results") or {}
+    if not res:
+        out.append(missing("predict", "predict: decode time", "model time", "informational"))
+        out.append(missing("predict", "live fps", "bare forward pass", "informational"))
+    for bb, r in res.items():
+        p = r.get("predict", {})
+        dec, mod = p.get("decode_s"), p.get("model_s")
+        v = dec / mod if dec is not None and mod else None
+        out.append(row("predict", f"predict: decode time ({bb})", "model time", v, "informational", None,
+                       f"shares of a clip: decode {p.get('share_decode')}, prepare {p.get('share_prepare')}, "
+                       f"model {p.get('share_model')}"))
+        lv = r.get("live", {})
+        v = lv.get("live_fps_share_of_bare_paired")
+        out.append(row("predict", f"live fps, end to end ({bb})", "bare forward pass", v, "informational", None,
+                       f"{lv.get('live_end_to_end_fps')} vs {lv.get('bare_forward_fps')} fps; "
+                       f"real time on 50 fps: {_get(lv, 'realtime_50fps_source', 'fps')} fps"))
+    return out
+
+
+def rows_scaling(d):
+    out = []
+    stages = _get(d, "stages") or {}
+    if not stages:
+        out.append(missing("scaling", "growth exponent, 1x -> 4x data", "linear (1.0)", "<= 1.0 + noise"))
+    sig = _get(d, "data", "signers") or []
+    order = ["fetch", "extract", "train"]
+    for st, s in sorted(stages.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
+        aim = s.get("aim_exponent_at_most", 1.15)
+        for k, label in (("work_s", "time (run)"), ("wall_s", "time (process)"), ("peak_rss_mb", "peak memory")):
+            v = _get(s, "exponents", k, "1x_4x")
+            a, b = _get(s, "sizes", "1x", k), _get(s, "sizes", "4x", k)
+            unit = "MB" if k == "peak_rss_mb" else "s"
+            out.append(row("scaling", f"{st}: {label} growth exponent, 1x -> 4x", "linear (1.0)", v,
+                           f"<= {aim:.2f}", _check(v, lambda x: x <= aim),
+                           f"{a} -> {b} {unit} at {sig[0] if sig else '?'} -> {sig[-1] if sig else '?'} signers"))
+    return out
+
+
+BUILDERS = {"cut": rows_cut, "extract": rows_extract, "train": rows_train, "predict": rows_predict,
+            "scaling": rows_scaling}
+
+
+def _fmt_ratio(r):
+    if r["ratio"] is None:
+        return "—" if r["note"] != "not measured" else "not measured"
+    v = r["ratio"]
+    if "overhead" in r["measure"]:
+        return f"{v:+.0%}"
+    if "exponent" in r["measure"]:
+        return f"{v:.2f}"
+    return f"{v:.2f}x"
+
+
+def _fmt_met(m):
+    return {True: "yes", False: "NO", None: "—"}[m]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", action="store_true", help="run the benchmark scripts first (slow: many minutes)")
+    ap.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME", help=f"only these: {', '.join(NAMES)}")
+    a = ap.parse_args(argv)
+    names = [n for n in NAMES if not a.only or n in a.only]
+
+    ran = {}
+    if a.run:
+        for n in names:
+            cmd = [sys.executable, str(HERE / f"bench_{n}.py")]
+            print(f"== running {' '.join(cmd)}", flush=True)
+            t0 = time.time()
+            rc = subprocess.run(cmd).returncode
+            ran[n] = {"exit_code": rc, "seconds": round(time.time() - t0, 1)}
+            if rc:
+                print(f"!! bench_{n}.py exited {rc}; its old results (if any) are still shown", flush=True)
+
+    rows, sources = [], {}
+    for n in names:
+        f = RESULTS / f"{n}.json"
+        if not f.exists():
+            sources[n] = None
+            rows += BUILDERS[n]({})
+            continue
+        d = json.loads(f.read_text())
+        sources[n] = {"file": str(f.relative_to(HERE.parent)),
+                      "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(f.stat().st_mtime)),
+                      "command": d.get("command")}
+        rows += BUILDERS[n](d)
+
+    now = time.strftime("%Y-%m-%d %H:%M %Z")
+    load = [round(x, 2) for x in os.getloadavg()]
+    machine = (f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} "
+               f"{platform.machine()}; load average at collection {load[0]} (a shared machine: "
+               f"compare the ratios, not the absolute times)")
+    summary = {"date": now, "machine": machine, "sources": sources, "ran": ran, "rows": rows}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    head = ("benchmark", "measured", "baseline", "ratio", "aim", "met", "note")
+    md = [f"Benchmarks, {now}. {machine}.", "",
+          "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        cells = (r["bench"], r["measure"], r["baseline"], _fmt_ratio(r), r["aim"], _fmt_met(r["met"]), r["note"])
+        md.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    src = ", ".join(f"{n}: {s['modified']}" if s else f"{n}: not measured" for n, s in sources.items())
+    md += ["", f"Result files (last written): {src}. Regenerate with `python benchmarks/run_all.py [--run]`."]
+    (RESULTS / "summary.md").write_text("\n".join(md) + "\n")
+
+    widths = [9, 58, 34, 13, 21, 4]
+    print(" ".join(h.ljust(w) for h, w in zip(head, widths)))
+    print("-" * (sum(widths) + len(widths)))
+    for r in rows:
+        cells = (r["bench"], r["measure"], r["baseline"], _fmt_ratio(r), r["aim"], _fmt_met(r["met"]))
+        print(" ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths)))
+    print(f"\n{machine}\nwrote {RESULTS / 'summary.json'} and {RESULTS / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
