@@ -42,6 +42,7 @@ def confusion_matrix_png(scores, labels) -> bytes:
         display_labels=labels, ax=ax, colorbar=False, include_values=len(labels) <= 40)
     top1 = scores.metrics["clip_top1"]
     ax.set_title(f"test clips: {len(scores.clips)}, clip top-1 {top1:.1%}")
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -147,17 +148,18 @@ def write_reports(run_dir: Path, scores, labels: list[str], config: dict, frames
 
 def summary_text(metrics: dict, run_dir: Path) -> str:
     def pct(v):
-        return "   n/a" if v is None else f"{v:6.1%}"
+        return f"{'n/a':>8}" if v is None else f"{v:8.1%}"
 
     n = metrics["n_classes"]
-    ks = [k for k in (1, 3, 10)]
+    ks = (1, 3, 10)
     lines = [f"run {run_dir}",
              f"test: {metrics['n_test_clips']} clips, {metrics['n_test_frames']} frames, {n} classes "
              f"(chance top-1 {metrics['chance_top1']:.1%}), aggregation {metrics['aggregate']}",
-             "            " + "  ".join(f"top-{k:<3}" for k in ks),
-             "clip        " + "  ".join(pct(metrics[f"clip_top{k}"]) for k in ks),
-             "frame       " + pct(metrics["frame_top1"])]
-    lines += [f"  (top-{k}: k >= {n} classes, so every clip is trivially right)"
+             "      " + "".join(f"{f'top-{k}':>8}" for k in ks),
+             "clip  " + "".join(pct(metrics[f"clip_top{k}"]) for k in ks)
+             + f"   ({metrics['clip_top1_correct']} of {metrics['n_test_clips']} clips right)",
+             "frame " + pct(metrics["frame_top1"])]
+    lines += [f"  (top-{k}: k >= {n} classes, so every clip is trivially right: not reported)"
               for k in ks if metrics[f"clip_top{k}"] is None]
     lines += [f"files: {run_dir}/ (metrics.json, predictions.csv, confusion_matrix.png, test_predictions.png)",
               f"see:   tensorboard --logdir {run_dir.parent}"]

@@ -79,6 +79,9 @@ class TrainSettings:
             if getattr(s, name) not in allowed:
                 raise SignwriteError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}. "
                                      f"Received: {name}={getattr(s, name)!r}")
+        if s.mode == "frozen" and s.weights == "none":
+            log.warning("--mode frozen with --weights none trains a head on a random, untrained backbone; "
+                        "expect little (use --mode end-to-end to train from scratch)")
         s.epochs = s.epochs or (200 if s.mode == "frozen" else 30)
         s.learning_rate = s.learning_rate or (1e-4 if s.mode == "end-to-end" and s.weights != "none" else 1e-3)
         for name in ("epochs", "batch_size", "patience"):
@@ -395,42 +398,45 @@ def train(s: TrainSettings) -> dict | None:
 def parse_args(argv=None) -> tuple[TrainSettings, bool]:
     d = TrainSettings()
     p = argparse.ArgumentParser(prog="signwrite train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=d.data_dir, help="folder holding frames/ (from extract_frames)")
-    p.add_argument("--logdir", type=Path, default=d.logdir, help="runs are written to LOGDIR/RUN/")
+                                epilog="example (CPU, from scratch): python -m signwrite.train --weights none "
+                                       "--image-size 96")
+    p.add_argument("--data-dir", type=Path, default=d.data_dir,
+                   help="folder holding frames/ from extract_frames (default: %(default)s)")
+    p.add_argument("--logdir", type=Path, default=d.logdir, help="runs go to LOGDIR/RUN/ (default: %(default)s)")
     p.add_argument("--run", default=None, help="run name (default: <backbone>_<weights>_<size>px_<mode>); "
                    "the same command again resumes it")
-    p.add_argument("--backbone", default=d.backbone, choices=["inception_v3", "mobilenet_v2"])
-    p.add_argument("--weights", default=d.weights, help="imagenet (downloaded once by Keras), none (from "
-                   "scratch) or the path of a weights file")
+    p.add_argument("--backbone", default=d.backbone, choices=["inception_v3", "mobilenet_v2"],
+                   help="default: %(default)s; mobilenet_v2 is the fast option")
+    p.add_argument("--weights", default=d.weights, help="imagenet (downloaded once by Keras; the default), "
+                   "none (from scratch) or the path of a weights file")
     p.add_argument("--image-size", type=int, default=None, help="input size in px (default: the backbone's "
                    "own, 299 / 224); down to 75 / 32 for CPU work")
     p.add_argument("--mode", default=d.mode, choices=["auto", "frozen", "end-to-end"],
-                   help="auto: frozen with pretrained weights, end-to-end from scratch")
+                   help="auto (the default): frozen with pretrained weights, end-to-end from scratch")
     p.add_argument("--epochs", type=int, default=None,
                    help="most epochs; the learning rate decays over them (default: 200 frozen, 30 end-to-end)")
     p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
-                   help="head-only epochs before fine-tuning pretrained weights end-to-end")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+                   help="head-only epochs before fine-tuning pretrained weights end-to-end (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
     p.add_argument("--learning-rate", type=float, default=None,
-                   help="Adam learning rate (default: 1e-3; 1e-4 fine-tuning pretrained blocks)")
+                   help="Adam's starting rate (default: 1e-3; 1e-4 fine-tuning pretrained blocks)")
     p.add_argument("--patience", type=int, default=d.patience,
-                   help="epochs without a better validation score before stopping")
+                   help="epochs without a better validation score before stopping (default: %(default)s)")
     p.add_argument("--monitor", default=d.monitor, choices=["val_loss", "val_accuracy", "val_clip_top1"],
-                   help="validation score that picks the kept checkpoint and stops training")
+                   help="validation score that picks the kept checkpoint and stops training (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help="share of training videos (or clips, or frames) held out for validation")
+                   help="share of training videos (or clips, or frames) held out for validation (default: %(default)s)")
     p.add_argument("--aggregate", default=d.aggregate, choices=["mean", "logmean", "vote"],
-                   help="how frame probabilities make a clip's")
-    p.add_argument("--dropout", type=float, default=d.dropout)
+                   help="how frame probabilities make a clip's (default: %(default)s)")
+    p.add_argument("--dropout", type=float, default=d.dropout, help="before the head (default: %(default)s)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train end-to-end without augmentation")
     p.add_argument("--flip", action="store_true", help="also flip frames left-right (swaps the signing hand)")
     p.add_argument("--colour", action="store_true",
                    help="also jitter hue, saturation and grey: for signers who differ in skin, clothes and "
                         "backdrop far more than your few training videos show")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
     p.add_argument("--backup-seconds", type=float, default=d.backup_seconds,
-                   help="save a backup to resume from at most this often (at the end of an epoch)")
+                   help="save a backup to resume from at most this often, at an epoch's end (default: %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = vars(p.parse_args(argv))
     verbose = a.pop("verbose")

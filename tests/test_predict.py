@@ -236,7 +236,8 @@ def test_transcribe_a_long_video_of_known_signs(small_run, tmp_path):
     assert [s.label for s in segs] == [label for label, _, _ in truth]
     assert result["text"] == "red_disk green_bar blue_box red_disk blue_box"
     for seg, (label, start, end) in zip(segs, truth):
-        assert abs(seg.start - start) <= stride and abs(seg.end - end) <= stride, (seg, start, end, stride)
+        # within one stride of the truth; the epsilon only absorbs float rounding (8.3 - 8.0 = 0.3000000000000007)
+        assert abs(seg.start - start) <= stride + 1e-9 and abs(seg.end - end) <= stride + 1e-9, (seg, start, end, stride)
 
 
 @pytest.mark.slow
