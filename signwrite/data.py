@@ -7,6 +7,7 @@ frame's number in its clip) and position (0.. in time order within the clip).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -167,10 +168,17 @@ def carve_validation(train, fraction: float, seed: int) -> Validation:
 
 def sign_augmentation(seed: int, flip: bool = False, colour: bool = False):
     """Random changes a sign survives: small shifts, zoom, tilt, lighting. No left-right
-    flip unless asked: a mirrored sign is signed with the other hand. ``colour`` adds hue,
-    saturation and grey-scale changes, for data where signers differ in skin, clothes and
-    backdrop far more than a few training videos show."""
+    flip unless asked: a mirrored sign is signed with the other hand.
+
+    ``colour`` is for data where signers differ in skin, clothes and backdrop far more than
+    a few training videos show: it adds hue, saturation and grey-scale changes, swaps the
+    colour channels and inverts half the frames (a light hand on a dark backdrop becomes a
+    dark hand on a light one), so that only shape, place and motion stay informative.
+
+    Returns a callable ``augment(frames, training=True)`` on batches of RGB 0..255 frames.
+    """
     import keras
+    import tensorflow as tf
 
     L = keras.layers
     layers = [L.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed),
@@ -184,7 +192,28 @@ def sign_augmentation(seed: int, flip: bool = False, colour: bool = False):
         layers += [L.RandomHue(0.5, value_range=(0, 255), seed=seed + 6),
                    L.RandomSaturation(0.5, value_range=(0, 255), seed=seed + 7),
                    L.RandomGrayscale(0.2, seed=seed + 8)]
-    return keras.Sequential(layers, name="sign_augmentation")
+    geometry_and_light = keras.Sequential(layers, name="sign_augmentation")
+    if not colour:
+        return geometry_and_light
+
+    def augment(frames, training=True):
+        x = geometry_and_light(frames, training=training)
+        return swap_and_invert(x, seed + 9) if training else x
+
+    return augment
+
+
+def swap_and_invert(frames, seed: int):
+    """Each frame of a batch (RGB 0..255) in one of the 6 channel orders at random, and half
+    of them inverted (255 - x)."""
+    import tensorflow as tf
+
+    orders = tf.constant(list(itertools.permutations(range(3))), tf.int32)
+    n = tf.shape(frames)[0]
+    order = tf.gather(orders, tf.random.uniform((n,), 0, len(orders), tf.int32, seed=seed))
+    x = tf.gather(frames, order, axis=-1, batch_dims=1)
+    invert = tf.cast(tf.random.uniform((n, 1, 1, 1), seed=seed + 1) < 0.5, x.dtype)
+    return x + invert * (255.0 - 2.0 * x)
 
 
 def load_frame(path, resize):

@@ -17,7 +17,9 @@ def test_preprocessing_is_the_backbones_own_preprocess_input(name):
 
     spec = backbones.BACKBONES[name]
     frames = np.random.default_rng(0).uniform(0, 255, (2, 40, 56, 3)).astype("float32")
-    ref = importlib.import_module(f"keras.applications.{spec.module}").preprocess_input(frames.copy())
+    # small_cnn is ours, with no keras.applications module: it takes the same [-1, 1] pixels
+    module = spec.module or "mobilenet_v2"
+    ref = importlib.import_module(f"keras.applications.{module}").preprocess_input(frames.copy())
     resize, rescale = backbones.frame_preprocessing(name, 40)
     ours = np.asarray(rescale(frames))
     np.testing.assert_allclose(ours, np.asarray(ref), atol=1e-5)
@@ -28,7 +30,7 @@ def test_preprocessing_is_the_backbones_own_preprocess_input(name):
     assert np.asarray(resize(marked)).max() < 1
 
 
-@pytest.mark.parametrize("name,minimum", [("inception_v3", 75), ("mobilenet_v2", 32)])
+@pytest.mark.parametrize("name,minimum", [("inception_v3", 75), ("mobilenet_v2", 32), ("small_cnn", 32)])
 def test_image_size_below_the_backbones_minimum_is_refused_with_the_value(name, minimum):
     assert backbones.check_image_size(name, minimum) == minimum
     with pytest.raises(SignwriteError, match=rf"at least {minimum} px.*image_size={minimum - 1}"):
@@ -116,3 +118,57 @@ def test_fine_tuning_trains_only_the_top_blocks_and_pretrained_bn_stays_in_infer
     # from scratch, BatchNorm statistics move fast enough to settle in a short run
     bn = [layer for layer in inner.layers if layer.__class__.__name__ == "BatchNormalization"]
     assert bn and all(layer.momentum == backbones.SCRATCH_BN_MOMENTUM for layer in bn)
+
+
+def test_small_cnn_has_no_imagenet_weights_and_says_what_to_use(tmp_path, monkeypatch):
+    from keras.src.utils import file_utils
+
+    monkeypatch.setattr(file_utils, "urlretrieve", lambda *a, **k: pytest.fail("tried to download"))
+    with pytest.raises(WeightsError) as info:
+        backbones.build_backbone("small_cnn", "imagenet", 64)
+    assert "--weights none" in str(info.value) and "inception_v3" in str(info.value)
+
+
+def test_small_cnn_trains_from_scratch_loads_weights_and_fine_tunes_its_top_block(tmp_path):
+    net = backbones.build_backbone("small_cnn", "none", 48)
+    assert net.output_shape == (None, backbones.SMALL_CNN_WIDTHS[-1])
+    bn = [layer for layer in net.layers if layer.__class__.__name__ == "BatchNormalization"]
+    assert len(bn) == 2 * len(backbones.SMALL_CNN_WIDTHS)
+    assert all(layer.momentum == backbones.SCRATCH_BN_MOMENTUM for layer in bn)
+    rng = np.random.default_rng(2)
+    net.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in net.get_weights()])
+    path = tmp_path / "small.weights.h5"
+    net.save_weights(path)
+    loaded = backbones.build_backbone("small_cnn", str(path), 48)
+    for a, b in zip(loaded.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    extractor = backbones.build_feature_extractor("small_cnn", "none", 48)
+    inner = extractor.get_layer(backbones.backbone_name_of(extractor))
+    n_top = backbones.set_trainable(extractor, "small_cnn", "top")
+    assert n_top == 4  # block 4: two convolutions, two batch norms
+    assert inner.get_layer("block4_conv1").trainable and not inner.get_layer("block3_conv2").trainable
+    assert backbones.set_trainable(extractor, "small_cnn", "all") == 4 * len(backbones.SMALL_CNN_WIDTHS)
+
+
+def test_colour_augmentation_swaps_channels_and_inverts_but_leaves_inference_alone():
+    from signwrite.data import sign_augmentation, swap_and_invert
+
+    frames = np.random.default_rng(4).uniform(0, 255, (200, 6, 5, 3)).astype("float32")
+    augment = sign_augmentation(seed=3, colour=True)
+    np.testing.assert_array_equal(np.asarray(augment(frames, training=False)), frames)
+    assert np.asarray(augment(frames, training=True)).shape == frames.shape
+
+    out = np.asarray(swap_and_invert(frames, seed=5))
+    orders, inverted = set(), 0
+    for before, after in zip(frames, out):
+        flipped = bool(np.allclose(after.sum(-1), (255 - before).sum(-1), atol=1e-3))
+        source = 255 - before if flipped else before
+        # each output channel is one whole input channel: the frame's own channel order
+        order = tuple(int(np.argmin([np.abs(after[..., c] - source[..., k]).max() for k in range(3)]))
+                      for c in range(3))
+        np.testing.assert_allclose(after, source[..., list(order)], atol=1e-3)
+        assert sorted(order) == [0, 1, 2]
+        orders.add(order)
+        inverted += flipped
+    assert len(orders) == 6 and 60 < inverted < 140
