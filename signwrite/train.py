@@ -1,7 +1,7 @@
 """Stage 3: train a clip classifier and score it (data/frames -> logs/<run>/).
 
     python -m signwrite.train [--data-dir data] [--logdir logs] [--run NAME]
-                              [--backbone inception_v3|mobilenet_v2] [--weights imagenet|none|PATH]
+                              [--backbone inception_v3|mobilenet_v2|small_cnn] [--weights imagenet|none|PATH]
                               [--image-size PX] [--mode auto|frozen|end-to-end] [--epochs N] ...
 
 Two ways to train (--mode auto: frozen with pretrained weights, end-to-end from scratch):
@@ -42,9 +42,9 @@ class TrainSettings:
     data_dir: Path = Path("data")
     logdir: Path = Path("logs")
     run: str | None = None  # default: <backbone>_<weights>_<size>px_<mode>, so re-running resumes
-    backbone: str = "inception_v3"  # or mobilenet_v2, the fast option
+    backbone: str = "inception_v3"  # or mobilenet_v2, the fast option; small_cnn: from scratch, tiny data
     weights: str = "imagenet"  # imagenet | none (from scratch) | PATH of a weights file
-    image_size: int | None = None  # default: the backbone's own (299 / 224); down to 75 / 32 for CPU work
+    image_size: int | None = None  # default: the backbone's own (299 / 224 / 64); down to 75 / 32 / 32
     mode: str = "auto"  # frozen | end-to-end | auto (frozen if pretrained, end-to-end from scratch)
     epochs: int | None = None  # default: 200 for a head on features, 30 end-to-end
     warmup_epochs: int = 10  # head-only epochs before fine-tuning pretrained top blocks
@@ -57,10 +57,12 @@ class TrainSettings:
     aggregate: str = "mean"  # mean | logmean | vote: frame probabilities -> clip
     dropout: float = 0.3
     augment: bool = True
-    colour: bool = False  # also jitter hue/saturation/grey: signers who differ in skin, clothes, backdrop
+    colour: bool = False  # also hue/saturation/grey, channel swaps, inversion: signers who differ in
+    # skin, clothes and backdrop
     flip: bool = False  # left-right flips swap the signing hand: off unless your signs allow it
     seed: int = 0
     backup_seconds: float = 60  # how often a resumable backup is saved (at an epoch's end)
+    distribute: str = "none"  # none | mirrored (every visible device) | multiworker (machines, by TF_CONFIG)
 
     def resolved(self) -> "TrainSettings":
         """Defaults filled in and every value checked; a SignwriteError naming a bad one."""
@@ -70,15 +72,23 @@ class TrainSettings:
         s = dataclasses.replace(self, data_dir=Path(self.data_dir), logdir=Path(self.logdir))
         spec = backbones.get_spec(s.backbone)
         s.weights = backbones.check_weights(s.weights)
+        if s.weights == "imagenet" and not spec.pretrained:
+            backbones.fetch_imagenet_weights(spec, 0)  # the WeightsError that says what to use instead
         s.image_size = backbones.check_image_size(s.backbone, s.image_size or spec.default_size)
         if s.mode == "auto":
             s.mode = "end-to-end" if s.weights == "none" else "frozen"
         choices = {"mode": ("frozen", "end-to-end"), "aggregate": AGGREGATIONS,
-                   "monitor": ("val_loss", "val_accuracy", "val_clip_top1")}
+                   "monitor": ("val_loss", "val_accuracy", "val_clip_top1"),
+                   "distribute": ("none", "mirrored", "multiworker")}
         for name, allowed in choices.items():
             if getattr(s, name) not in allowed:
                 raise SignwriteError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}. "
                                      f"Received: {name}={getattr(s, name)!r}")
+        if s.distribute == "multiworker" and (s.mode != "end-to-end" or s.weights != "none"):
+            raise SignwriteError(
+                "--distribute multiworker trains end-to-end from scratch (--weights none --mode end-to-end): "
+                "a head on cached pretrained features trains in minutes on one machine, so run that without "
+                f"--distribute, or with --distribute mirrored. Received: mode={s.mode!r}, weights={s.weights!r}")
         if s.mode == "frozen" and s.weights == "none":
             log.warning("--mode frozen with --weights none trains a head on a random, untrained backbone; "
                         "expect little (use --mode end-to-end to train from scratch)")
@@ -129,11 +139,18 @@ def targets_of(frames, labels) -> np.ndarray:
 # -- callbacks ---------------------------------------------------------------------------------
 
 def make_callbacks(s: TrainSettings, run_dir: Path, phase_dir: Path, val_inputs, val_frames, labels, resume):
-    """Validation scores first (the others read them from the epoch's logs), then Keras'."""
+    """Validation scores first (the others read them from the epoch's logs), then Keras'.
+
+    Under multiworker every worker must run the same epochs in step, so there is no early
+    stopping (each worker's validation may differ in the last digits) and no timed backup
+    (time differs between machines); the best-on-validation checkpoint is still kept.
+    """
     import keras
 
     from signwrite import metrics as M
     from signwrite.data import clip_numbers
+
+    multiworker = s.distribute == "multiworker"
 
     class ValidationScores(keras.callbacks.Callback):
         """val_loss, val_accuracy (frames) and val_clip_top1 (clips) from one pass."""
@@ -141,7 +158,8 @@ def make_callbacks(s: TrainSettings, run_dir: Path, phase_dir: Path, val_inputs,
         def on_epoch_end(self, epoch, logs=None):
             if val_frames.empty:
                 return
-            probs = self.model.predict(val_inputs, verbose=0)
+            probs = predict_locally(self.model, val_inputs) if multiworker else \
+                self.model.predict(val_inputs, verbose=0)
             y = targets_of(val_frames, labels)
             logs["val_loss"] = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).mean())
             logs["val_accuracy"] = M.topk_accuracy(probs, y, (1,))[1]
@@ -192,13 +210,16 @@ def make_callbacks(s: TrainSettings, run_dir: Path, phase_dir: Path, val_inputs,
 
     monitor = s.monitor if not val_frames.empty else "loss"
     mode = "min" if monitor.endswith("loss") else "max"
-    return [ValidationScores(), EpochLog(),
-            AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
-                             save_weights_only=True, initial_value_threshold=resume["best"]),
-            ResumableEarlyStopping(monitor=monitor, mode=mode, patience=s.patience),
-            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-            keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
-            TimedBackup(str(phase_dir / "backup"))]
+    callbacks = [ValidationScores(), EpochLog(),
+                 AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
+                                  save_weights_only=True, initial_value_threshold=resume["best"]),
+                 ResumableEarlyStopping(monitor=monitor, mode=mode, patience=s.patience),
+                 keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+                 keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
+                 TimedBackup(str(phase_dir / "backup"))]
+    if multiworker:
+        callbacks = [c for c in callbacks if not isinstance(c, (ResumableEarlyStopping, TimedBackup))]
+    return callbacks
 
 
 def resume_state(run_dir: Path, first_epoch: int, monitor: str) -> dict:
@@ -257,9 +278,12 @@ def fit_phase(name: str, model, train_data, val_inputs, val_frames, labels, s: T
     callbacks = make_callbacks(s, run_dir, phase_dir, val_inputs, val_frames, labels, resume)
     log.info("phase %s: up to %d epochs from epoch %d, learning rate %g, %d trainable weights",
              name, epochs, first_epoch + 1, learning_rate, len(model.trainable_weights))
-    history = model.fit(train_data, epochs=first_epoch + epochs, initial_epoch=first_epoch,
-                        callbacks=callbacks, shuffle=False, verbose=0)  # tf.data shuffles
-    next_epoch = max(history.epoch, default=first_epoch - 1) + 1
+    if s.distribute == "multiworker":
+        next_epoch = fit_multiworker(model, train_data, callbacks, first_epoch, epochs, s.batch_size)
+    else:
+        history = model.fit(train_data, epochs=first_epoch + epochs, initial_epoch=first_epoch,
+                            callbacks=callbacks, shuffle=False, verbose=0)  # tf.data shuffles
+        next_epoch = max(history.epoch, default=first_epoch - 1) + 1
     best = phase_dir / "best.weights.h5"
     if not best.is_file():  # nothing was ever better than the start: keep what we have
         model.save_weights(best)
@@ -269,8 +293,111 @@ def fit_phase(name: str, model, train_data, val_inputs, val_frames, labels, s: T
     return next_epoch
 
 
-def build_and_train(s: TrainSettings, run_dir: Path, train, val, labels):
-    """The whole classifier (raw frames -> probabilities), trained as the settings say."""
+def predict_locally(model, dataset) -> np.ndarray:
+    """Probabilities for every batch of ``dataset`` on this worker alone: Keras' predict does not
+    run under MultiWorkerMirroredStrategy (keras-team/keras#20585)."""
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=False))
+    return np.concatenate([forward(x).numpy() for x, _ in dataset])
+
+
+def fit_multiworker(model, train_data, callbacks, first_epoch: int, epochs: int, global_batch: int) -> int:
+    """model.fit's job under MultiWorkerMirroredStrategy, where Keras 3's own fit fails
+    (keras-team/keras#20585): each worker takes its share of every global batch, gradients
+    are summed across workers by TensorFlow's collectives, every worker applies the same
+    update. The callbacks run as under fit. Returns the next epoch."""
+    import keras
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction="sum")
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    batches = strategy.experimental_distribute_dataset(train_data)
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            loss = loss_fn(y, probs) / global_batch  # this replica's share of the global mean
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        right = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32),
+                                               tf.cast(y, tf.int32)), tf.float32))
+        return loss, right, tf.cast(tf.shape(y)[0], tf.float32)
+
+    @tf.function
+    def step(batch):
+        per_replica = strategy.run(replica_step, args=batch)
+        return [strategy.reduce("SUM", v, axis=None) for v in per_replica]
+
+    run = keras.callbacks.CallbackList(callbacks, model=model, epochs=first_epoch + epochs, verbose=0)
+    model.stop_training = False
+    run.on_train_begin()
+    epoch = first_epoch
+    for epoch in range(first_epoch, first_epoch + epochs):
+        run.on_epoch_begin(epoch)
+        loss_sum = right = seen = steps = 0.0
+        for batch in batches:
+            loss, r, n = step(batch)
+            loss_sum, right, seen, steps = loss_sum + float(loss), right + float(r), seen + float(n), steps + 1
+        logs = {"accuracy": right / max(seen, 1), "loss": loss_sum / max(steps, 1),
+                "learning_rate": float(optimizer.learning_rate)}
+        run.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    run.on_train_end()
+    return epoch + 1
+
+
+def make_strategy(s: TrainSettings):
+    """The tf.distribute strategy of --distribute, made before TensorFlow does anything else,
+    and whether this process writes the run (the chief, worker 0, under multiworker)."""
+    import tensorflow as tf
+
+    if s.distribute == "none":
+        return tf.distribute.get_strategy(), True
+    if s.distribute == "mirrored":
+        replicas = os.environ.get("SIGNWRITE_CPU_REPLICAS")
+        if replicas:  # a CPU-only machine split into logical devices: to try mirrored without GPUs
+            if not replicas.isdigit() or int(replicas) < 1:
+                raise SignwriteError(f"SIGNWRITE_CPU_REPLICAS must be a whole number of at least 1; "
+                                     f"received {replicas!r}")
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(replicas))
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+            strategy = tf.distribute.MirroredStrategy(devices)
+        else:
+            strategy = tf.distribute.MirroredStrategy()
+        log.info("distribute: MirroredStrategy over %d replica(s): %s", strategy.num_replicas_in_sync,
+                 ", ".join(strategy.extended.worker_devices))
+        return strategy, True
+    tf_config = os.environ.get("TF_CONFIG")
+    try:
+        cluster = json.loads(tf_config or "")
+        workers, index = cluster["cluster"]["worker"], int(cluster["task"]["index"])
+    except (ValueError, KeyError, TypeError):
+        raise SignwriteError(
+            "--distribute multiworker needs TF_CONFIG, the same cluster on every machine and each its own "
+            'index, e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": '
+            '{"type": "worker", "index": 0}}\'. Received: TF_CONFIG=' + repr(tf_config)) from None
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    log.info("distribute: MultiWorkerMirroredStrategy, worker %d of %d (%s), %d replica(s) in all",
+             index, len(workers), workers[index], strategy.num_replicas_in_sync)
+    return strategy, index == 0
+
+
+def build_and_train(s: TrainSettings, run_dir: Path, train, val, labels, strategy=None):
+    """The whole classifier (raw frames -> probabilities), trained as the settings say, under
+    the current tf.distribute strategy; the copy returned is an ordinary one-device model."""
+    import tensorflow as tf
+
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = build_and_fit(s, run_dir, train, val, labels)
+    return inference_copy(model)
+
+
+def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
     from signwrite import backbones, data, features
 
     extractor = backbones.build_feature_extractor(s.backbone, s.weights, s.image_size)
@@ -303,14 +430,15 @@ def build_and_train(s: TrainSettings, run_dir: Path, train, val, labels):
         fit_phase("end-to-end", model, fit_ds, val_ds, val.val, labels, s, run_dir, s.epochs,
                   s.learning_rate, epoch)
     backbones.set_trainable(extractor, s.backbone, "none")  # a saved model is for inference
-    return inference_copy(model)
+    return model
 
 
 def inference_copy(model):
-    """The same network and weights without optimizer state (a third of the file)."""
+    """The same network and weights, uncompiled: no optimizer state (a third of the file) and
+    no optimizer or schedule in the saved config, so the file names nothing but layers."""
     import keras
 
-    clean = keras.models.clone_model(model)
+    clean = keras.Model.from_config(model.get_config())  # clone_model would keep the compile config
     clean.set_weights(model.get_weights())
     return clean
 
@@ -354,12 +482,28 @@ def train(s: TrainSettings) -> dict | None:
 
     t0 = time.time()
     s = s.resolved()
-    run_dir = s.logdir / s.run
     extract_config = data.read_extract_config(s.data_dir)
+    strategy, chief = (None, True) if s.distribute == "none" else make_strategy(s)
+    if not chief:  # another worker writes the run; this one trains in step and keeps nothing
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="signwrite-worker-") as scratch:
+            train_run(dataclasses.replace(s, logdir=Path(scratch)), extract_config, strategy, t0, chief=False)
+        print(f"run {s.logdir / s.run}: trained as a worker; the chief (worker 0) wrote the run")
+        return None
+    return train_run(s, extract_config, strategy, t0)
+
+
+def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief: bool = True) -> dict | None:
+    from signwrite import data
+
+    run_dir = s.logdir / s.run
     with folder_lock(run_dir, "train"):
         remove_stale_temps(run_dir)
         train_frames, val, test, labels, summary = load_data(s)
         config = run_config(s, extract_config, summary)
+        if strategy is not None:
+            config["replicas"] = int(strategy.num_replicas_in_sync)
         check_config(run_dir, config)
         write_json(run_dir / "config.json", config)
         write_json(run_dir / "labels.json", labels)
@@ -376,10 +520,12 @@ def train(s: TrainSettings) -> dict | None:
             else:
                 log.info("%s: %s, weights %s, %d px, %s; %d labels", run_dir, s.backbone, s.weights,
                          s.image_size, s.mode, len(labels))
-                model = build_and_train(s, run_dir, train_frames, val, labels)
+                model = build_and_train(s, run_dir, train_frames, val, labels, strategy)
                 with atomic_path(model_file) as tmp:
                     model.save(tmp)
                 shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            if not chief:
+                return None  # a worker's scratch run: the chief scores the model
             from signwrite.evaluate import test_and_report
 
             metrics = test_and_report(model, labels, config, test, run_dir, s.batch_size)
@@ -405,12 +551,13 @@ def parse_args(argv=None) -> tuple[TrainSettings, bool]:
     p.add_argument("--logdir", type=Path, default=d.logdir, help="runs go to LOGDIR/RUN/ (default: %(default)s)")
     p.add_argument("--run", default=None, help="run name (default: <backbone>_<weights>_<size>px_<mode>); "
                    "the same command again resumes it")
-    p.add_argument("--backbone", default=d.backbone, choices=["inception_v3", "mobilenet_v2"],
-                   help="default: %(default)s; mobilenet_v2 is the fast option")
+    p.add_argument("--backbone", default=d.backbone, choices=["inception_v3", "mobilenet_v2", "small_cnn"],
+                   help="default: %(default)s; mobilenet_v2 is the fast option; small_cnn has no pretrained "
+                        "weights and learns from scratch on little data (the demo uses it)")
     p.add_argument("--weights", default=d.weights, help="imagenet (downloaded once by Keras; the default), "
                    "none (from scratch) or the path of a weights file")
     p.add_argument("--image-size", type=int, default=None, help="input size in px (default: the backbone's "
-                   "own, 299 / 224); down to 75 / 32 for CPU work")
+                   "own, 299 / 224 / 64); down to 75 / 32 / 32 for CPU work")
     p.add_argument("--mode", default=d.mode, choices=["auto", "frozen", "end-to-end"],
                    help="auto (the default): frozen with pretrained weights, end-to-end from scratch")
     p.add_argument("--epochs", type=int, default=None,
@@ -432,11 +579,17 @@ def parse_args(argv=None) -> tuple[TrainSettings, bool]:
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train end-to-end without augmentation")
     p.add_argument("--flip", action="store_true", help="also flip frames left-right (swaps the signing hand)")
     p.add_argument("--colour", action="store_true",
-                   help="also jitter hue, saturation and grey: for signers who differ in skin, clothes and "
-                        "backdrop far more than your few training videos show")
+                   help="also jitter hue, saturation and grey, swap colour channels and invert half the "
+                        "frames: for signers who differ in skin, clothes and backdrop far more than your few "
+                        "training videos show")
     p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
     p.add_argument("--backup-seconds", type=float, default=d.backup_seconds,
                    help="save a backup to resume from at most this often, at an epoch's end (default: %(default)s)")
+    p.add_argument("--distribute", default=d.distribute, choices=["none", "mirrored", "multiworker"],
+                   help="mirrored: tf.distribute.MirroredStrategy over every visible GPU (or, with "
+                        "SIGNWRITE_CPU_REPLICAS=N, the CPU split in N); multiworker: "
+                        "MultiWorkerMirroredStrategy over the machines TF_CONFIG names, each running this same "
+                        "command on the same data (end-to-end from scratch). Default: %(default)s")
     p.add_argument("-v", "--verbose", action="store_true")
     a = vars(p.parse_args(argv))
     verbose = a.pop("verbose")
