@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 
 from signwrite.errors import SignwriteError
@@ -42,6 +43,9 @@ def setup_logging(verbose: bool = False) -> None:
     # bury the output people need; -v keeps them.
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Likewise FFmpeg's own lines inside OpenCV ("moov atom not found") on a bad video:
+        # our error names the file and the fix. OpenCV reads this when it first opens a video.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     root = logging.getLogger()
     for h in list(root.handlers):
         if isinstance(h, TqdmHandler):
@@ -56,6 +60,10 @@ def setup_logging(verbose: bool = False) -> None:
 
 def run(stage: str, func, *args, **kwargs) -> int:
     """Call a stage's core function; a user's error becomes one line and exit status 1."""
+    from signwrite import errors
+
+    if signal.getsignal(signal.SIGINT) is errors._interrupted_early:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the stage begins: Ctrl-C is ours
     try:
         result = func(*args, **kwargs)
     except SignwriteError as exc:
@@ -65,6 +73,15 @@ def run(stage: str, func, *args, **kwargs) -> int:
         print(f"signwrite {stage}: interrupted; run the same command again to finish "
               "(finished work is kept)", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A full disk met inside a library (TensorFlow's summary writer, Keras callbacks,
+        # h5py) is still the user's to fix, not our bug: one line, as for our own writes.
+        from signwrite.fsutil import disk_full_message, full_disk_path, is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        print(f"signwrite {stage}: error: {disk_full_message(full_disk_path(exc))}", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
 
 

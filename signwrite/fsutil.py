@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from signwrite.errors import SignwriteError
+from signwrite.errors import DiskFullError, SignwriteError
 
 TMP_MARK = ".signwrite-tmp"
 
@@ -24,14 +25,30 @@ def _default_mode() -> int:
 FILE_MODE = _default_mode()
 
 
+@functools.lru_cache(maxsize=1)
+def _machine() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def writer_tag() -> str:
+    """<machine>-<process id>: put in every temp name, so a leftover of a dead writer can be
+    told from the temp of a run still going (another shard, maybe on another machine)."""
+    return f"{_machine()}-{os.getpid()}"
+
+
 def temp_path_for(path: Path) -> Path:
-    """A fresh temp file name next to ``path`` (same folder, so the rename is atomic).
+    """A fresh temp file name next to ``path`` (same folder, so the rename is atomic):
+    ``.<stem>.<writer tag>.<random>.signwrite-tmp<suffix>``.
 
     The suffix is kept so tools that pick a format by extension (ffmpeg, cv2) still work.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TMP_MARK}{path.suffix}", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.{writer_tag()}.", suffix=f"{TMP_MARK}{path.suffix}",
+                                dir=path.parent)
     os.fchmod(fd, FILE_MODE)
     os.close(fd)
     return Path(name)
@@ -48,10 +65,56 @@ def atomic_path(path: Path):
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            raise SignwriteError(f"{path}: the disk is full; free some space and run the command again "
-                                 "(finished outputs are intact and will be skipped)") from exc
+        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise DiskFullError(disk_full_message(path)) from exc
         raise
+
+
+# What the C library, and so ffmpeg, h5py and TensorFlow, say when a write fails for want of space.
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_FULL_TEXTS = tuple(os.strerror(e) for e in _FULL_ERRNOS)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it came from, is a write that found no space left.
+
+    Our own writes raise OSError(ENOSPC); libraries that wrap it (TensorFlow's summary
+    writer, Keras saving) keep the C library's text, so that is matched too.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DiskFullError):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+            return True
+        if any(text in str(exc) for text in _FULL_TEXTS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def full_disk_path(exc: BaseException) -> str:
+    """The file a disk-full error was writing, as well as the exception chain tells."""
+    import re
+
+    seen, texts = set(), []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.filename:
+            return str(exc.filename)
+        texts.append(re.sub(r"\{\{.*?\}\}", "", str(exc)))  # TensorFlow's {{function_node ...}} prefix
+        exc = exc.__cause__ or exc.__context__
+    for text in texts:
+        found = re.search(r"(?:^|[\s'\"=])(/[^\s;,'\"]+)", text)
+        if found:
+            return found.group(1)
+    return "a file being written"
+
+
+def disk_full_message(path) -> str:
+    return (f"{path}: the disk is full; free some space and run the command again "
+            "(finished outputs are intact and will be skipped)")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -79,22 +142,68 @@ def write_csv(path: Path, frame) -> None:
     write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
-def remove_stale_temps(folder: Path) -> int:
-    """Delete temp files a killed run left behind; returns how many."""
+def remove_stale_temps(folder: Path, *, only_dead_writers: bool = False) -> int:
+    """Delete temp files (and temp folders) a killed run left under ``folder``; returns how many.
+
+    A run holding its folder's lock alone takes them all. ``only_dead_writers`` is for a run
+    that shares its folder (a shard): it takes only temps whose writer ran on this machine
+    and is gone.
+    """
+    import shutil
+
     folder = Path(folder)
     if not folder.exists():
         return 0
     n = 0
     for p in folder.rglob(f"*{TMP_MARK}*"):
+        if only_dead_writers and not _dead_writer(p.name):
+            continue
         with contextlib.suppress(OSError):
             if p.is_dir():
-                import shutil
-
                 shutil.rmtree(p)
             else:
                 p.unlink()
             n += 1
     return n
+
+
+def remove_stale_temps_of(path: Path) -> int:
+    """Delete the temp files of ``path`` whose writer is gone; returns how many.
+
+    For outputs written without a folder lock (predict's).
+    """
+    path = Path(path)
+    head, tail = f".{path.stem}.", f"{TMP_MARK}{path.suffix}"
+    n = 0
+    with contextlib.suppress(OSError):
+        for p in path.parent.iterdir():
+            # between head and tail: "<writer tag>.<random>", and nothing else (not another
+            # output whose name merely starts the same, like <stem>.v2.csv)
+            middle = p.name[len(head):-len(tail)] if p.name.startswith(head) and p.name.endswith(tail) else ""
+            if middle.count(".") == 1 and _dead_writer(p.name):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    n += 1
+    return n
+
+
+def _dead_writer(name: str) -> bool:
+    """Whether a temp's name says it was written by a process of this machine that is gone."""
+    parts = name.split(TMP_MARK)[0].rsplit(".", 2)
+    if len(parts) != 3:
+        return False
+    machine, _, pid = parts[1].partition("-")
+    return machine == _machine() and pid.isdigit() and not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 @contextlib.contextmanager
