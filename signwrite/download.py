@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signwrite.clip_times import Source
-from signwrite.errors import SignwriteError
-from signwrite.fsutil import TMP_MARK, atomic_path
+from signwrite.errors import DiskFullError, SignwriteError
+from signwrite.fsutil import TMP_MARK, atomic_path, disk_full_message, is_disk_full, write_text
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,14 @@ def find_video(videos_dir: Path, video: str) -> Path | None:
 
 
 def copy_local(source: Source, videos_dir: Path) -> Path:
-    """Copy a local file to data/videos/<video><ext> through a temp file and a rename."""
+    """Copy a local file to data/videos/<video><ext> through a temp file and a rename.
+
+    The copy is checked to be a readable video before it is renamed into place: a bad file
+    is refused with its own name, and nothing lands in data/videos to be taken for a good
+    one on the next run.
+    """
+    from signwrite.video import probe
+
     src = Path(source.location)
     try:
         found = src.is_file()
@@ -64,9 +71,30 @@ def copy_local(source: Source, videos_dir: Path) -> Path:
     try:
         with atomic_path(dst) as tmp:
             shutil.copyfile(src, tmp)
+            probe(tmp, name=f"{src} (sources.csv line {source.row})")
     except OSError as exc:
         raise SignwriteError(f"copying {src} to {dst} failed: {exc.strerror or exc}") from None
     return dst
+
+
+def _check_download(path: Path, videos_dir: Path, info: dict | None, source: Source) -> None:
+    """A download that is not a readable video (a web page, a cut-off file) is removed, and so
+    is its archive line, so the next run fetches it afresh instead of taking it as done."""
+    from signwrite.errors import VideoError
+    from signwrite.video import probe
+
+    try:
+        probe(path, name=f"{source.url} (sources.csv line {source.row})")
+    except VideoError as exc:
+        path.unlink(missing_ok=True)
+        archive = Path(videos_dir) / ARCHIVE_NAME
+        if info and info.get("id") and archive.is_file():
+            key = f"{info.get('extractor_key', '').lower()} {info['id']}"
+            lines = archive.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if line.strip() != key]
+            if kept != lines:
+                write_text(archive, "".join(kept))
+        raise VideoError(f"{exc}; nothing was kept, so the next run downloads it again") from None
 
 
 class _YtdlpLogger:
@@ -172,12 +200,15 @@ def download(source: Source, videos_dir: Path) -> Path:
         with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(source.location, download=True)
     except yt_dlp.utils.YoutubeDLError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(disk_full_message(Path(videos_dir) / source.video)) from None
         reason = str(exc).removeprefix("ERROR: ").strip() or type(exc).__name__
         raise SignwriteError(f"{source.url}: {reason}") from None
     finally:
         bar.close()
     path = find_video(videos_dir, source.video)
     if path is not None:
+        _check_download(path, videos_dir, info, source)
         return path
     if logger.archived:
         key = f"{info['extractor_key'].lower()} {info['id']}" if info and info.get("id") else "its line"
@@ -190,7 +221,10 @@ def download(source: Source, videos_dir: Path) -> Path:
 
 
 def fetch_video(source: Source, videos_dir: Path, *, allow_download: bool = True) -> VideoResult:
-    """Make sure one source video is on disk; never raises for a user's problem."""
+    """Make sure one source video is on disk; a user's problem becomes a failed record.
+
+    A full disk is raised (DiskFullError): every later video would fail the same way.
+    """
     existing = find_video(videos_dir, source.video)
     if existing is not None:
         return VideoResult(source.video, "present", existing)
@@ -203,6 +237,8 @@ def fetch_video(source: Source, videos_dir: Path, *, allow_download: bool = True
             return VideoResult(source.video, "copied", copy_local(source, videos_dir))
         log.info("downloading %s (%s)", source.video, source.url)
         return VideoResult(source.video, "downloaded", download(source, videos_dir))
+    except DiskFullError:
+        raise
     except SignwriteError as exc:
         log.error("video %s failed: %s", source.video, exc)
         return VideoResult(source.video, "failed", None, str(exc))

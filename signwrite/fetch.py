@@ -25,7 +25,7 @@ from pathlib import Path
 from signwrite import __version__, clip_times
 from signwrite.clip_times import Clip
 from signwrite.download import VideoResult, fetch_video, find_video
-from signwrite.errors import SignwriteError, VideoError
+from signwrite.errors import DiskFullError, SignwriteError, VideoError
 from signwrite.fsutil import folder_lock, remove_stale_temps, write_text
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,12 @@ def fetch(settings: FetchSettings) -> int:
 
     data = Path(s.data_dir)
     with _lock(data, s.shard):
-        if s.shard is None:  # a shard leaves other shards' temps alone: they may be running
-            n = remove_stale_temps(data / "videos") + remove_stale_temps(data / "clips")
-            if n:
-                log.info("removed %d unfinished file(s) left by an interrupted run", n)
+        # A shard shares the folder: it leaves alone the temps of other shards still running.
+        only_dead = s.shard is not None
+        n = (remove_stale_temps(data / "videos", only_dead_writers=only_dead)
+             + remove_stale_temps(data / "clips", only_dead_writers=only_dead))
+        if n:
+            log.info("removed %d unfinished file(s) left by an interrupted run", n)
         clip_results, todo = _place_existing_clips(data, mine)
         video_results = _fetch_videos(data, [sources[v] for v in videos], clips, todo, s.no_download)
         durations, video_results = _probe_videos(video_results, {c.video for c in todo})
@@ -156,7 +158,10 @@ def _probe_videos(results: list[VideoResult], needed: set[str]) -> tuple[dict[st
             try:
                 durations[r.video] = probe(r.path).duration
             except VideoError as exc:
-                r = replace(r, status="failed", reason=str(exc))
+                # Copies and downloads are checked before they land, so this one was put
+                # there by hand (or by an older signwrite): fetch will not replace it by itself.
+                hint = f"; delete {r.path} and run again to get it anew" if r.status == "present" else ""
+                r = replace(r, status="failed", reason=f"{exc}{hint}")
         out.append(r)
     return durations, out
 
@@ -191,6 +196,8 @@ def _cut_one(data: Path, clip: Clip, src: Path) -> ClipResult:
     try:
         cut_clip(src, clip_path(data, clip), clip.start, clip.end,
                  preset=CUT_SETTINGS["preset"], crf=CUT_SETTINGS["crf"])
+    except DiskFullError:
+        raise  # stops the stage: every later clip would fail the same way
     except (SignwriteError, subprocess.TimeoutExpired) as exc:
         log.error("clip %s failed: %s", clip.clip_id, exc)
         return ClipResult(clip, "failed", str(exc))

@@ -6,8 +6,10 @@ dependency) encodes cuts, so no system ffmpeg is needed.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,30 +43,36 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _open(path: Path, threads: int | None = None):
+def _open(path: Path, threads: int | None = None, name=None):
+    """An opened cv2.VideoCapture; errors name ``name`` (default: ``path``)."""
     import cv2
 
     path = Path(path)
+    name = path if name is None else name
     if not path.is_file():
-        raise VideoError(f"{path}: no such video file")
+        raise VideoError(f"{name}: no such video file")
     if path.stat().st_size == 0:
-        raise VideoError(f"{path}: the file is empty (0 bytes); download or copy it again")
+        raise VideoError(f"{name}: the file is empty (0 bytes); download or copy it again")
     if threads is None:
         cap = cv2.VideoCapture(str(path))
     else:
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(threads)])
     if not cap.isOpened():
         cap.release()
-        raise VideoError(f"{path}: not a readable video (truncated or not a video file); "
+        raise VideoError(f"{name}: not a readable video (truncated or not a video file); "
                          "download or copy it again")
     return cap
 
 
-def probe(path: Path) -> VideoInfo:
-    """Frame rate, frame count and size; a VideoError if the file holds no readable frame."""
+def probe(path: Path, name=None) -> VideoInfo:
+    """Frame rate, frame count and size; a VideoError if the file holds no readable frame.
+
+    ``name`` is what errors call the file (a temp copy is named after its source).
+    """
     import cv2
 
-    cap = _open(path)
+    name = path if name is None else name
+    cap = _open(path, name=name)
     try:
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -73,7 +81,7 @@ def probe(path: Path) -> VideoInfo:
     finally:
         cap.release()
     if not ok or n <= 0 or not (0 < fps < 1000):
-        raise VideoError(f"{path}: holds no readable frames (fps={fps:g}, frames={n}); "
+        raise VideoError(f"{name}: holds no readable frames (fps={fps:g}, frames={n}); "
                          "the file may be truncated; download or copy it again")
     return VideoInfo(Path(path), float(fps), n, w, h)
 
@@ -97,9 +105,19 @@ def cut_clip(src: Path, dst: Path, start: float, end: float, *, crf: int = 18,
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             msg = (proc.stderr or "").strip().splitlines()
+            if os.strerror(errno.ENOSPC) in (proc.stderr or ""):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))  # atomic_path says it plainly
             raise VideoError(f"{src}: cutting {start:g}-{end:g} s failed: {msg[-1] if msg else 'ffmpeg error'}")
-        if tmp.stat().st_size == 0:
-            raise VideoError(f"{src}: no frames between {start:g} and {end:g} s")
+        # ffmpeg writes a valid but empty MP4 when no frame of the span decodes (a video
+        # truncated before it): that must not land as a finished clip.
+        try:
+            if tmp.stat().st_size == 0:
+                raise VideoError("empty output")
+            probe(tmp)
+        except VideoError:
+            raise VideoError(f"{src}: no frame between {start:g} and {end:g} s can be decoded; check the "
+                             "clip times, and if the video is cut short (truncated), delete it and run "
+                             "again to get it anew") from None
 
 
 def sample_indices(n_frames: int, fps: float, *, frames_per_clip: int | None = 16,
