@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import hashlib
 import json
 import logging
@@ -36,8 +35,9 @@ import numpy as np
 from signwrite import video
 from signwrite.cli import run, setup_logging
 from signwrite.clip_times import label_problem, parse_shard, shard_filter
-from signwrite.errors import InputError, SignwriteError, VideoError
-from signwrite.fsutil import TMP_MARK, atomic_path, folder_lock, remove_stale_temps, write_text
+from signwrite.errors import DiskFullError, InputError, SignwriteError, VideoError
+from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, folder_lock, is_disk_full,
+                              remove_stale_temps, write_text, writer_tag)
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +243,12 @@ def extract_clip(src: Path, dest: Path, clip_id: str, sampling: dict, *, threads
         log.warning("%s: the container promises %d frames but fewer decode; kept %d of the %d sampled frames",
                     src, info.n_frames, len(indices), len(wanted))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{clip_id}.{os.getpid()}.{secrets.token_hex(3)}{TMP_MARK}"
+    tmp = dest.parent / f".{clip_id}.{writer_tag()}.{secrets.token_hex(3)}{TMP_MARK}"
     tmp.mkdir()
     try:
         names = [frame_name(clip_id, i) for i in indices]
         for name, buf in zip(names, jpegs):
-            buf.tofile(tmp / name)
+            write_file(tmp / name, buf)
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -275,9 +275,8 @@ def _run_task(task: _Task) -> ClipResult:
         fps, names = extract_clip(task.row.src, task.dest, cid, task.sampling)
         return ClipResult(cid, fps, names, extracted=True)
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise SignwriteError(f"{task.dest.parent}: the disk is full; free some space and run again "
-                                 "(finished clips are kept)") from None
+        if is_disk_full(exc):
+            raise DiskFullError(disk_full_message(task.dest)) from None
         return ClipResult(cid, error=f"{task.row.src}: {exc.strerror or exc}")
     except VideoError as exc:
         return ClipResult(cid, error=str(exc))
@@ -382,15 +381,27 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
     n_work = sum(not r.folder(frames_dir).is_dir() or not (settings.shard or r.clip_id in known_fps)
                  for r in rows)
     # The pool closes before the lock is released, so no worker writes after this run ends.
-    with folder_lock(frames_dir, "extract_frames"), _worker_pool(min(settings.jobs, n_work)) as pool:
+    with _lock(frames_dir, settings.shard), _worker_pool(min(settings.jobs, n_work)) as pool:
         try:
             return _extract_locked(settings, all_rows, rows, known_fps, pool)
         except BaseException:  # Ctrl-C or an error: stop the workers, then tidy what they left
             if pool is not None:
                 pool.terminate()
                 pool.join()
-            remove_stale_temps(frames_dir)
+            remove_stale_temps(frames_dir, only_dead_writers=bool(settings.shard))
             raise
+
+
+@contextlib.contextmanager
+def _lock(frames_dir: Path, shard: tuple[int, int] | None):
+    """One full run at a time; shards may run side by side, but never next to a full run."""
+    if shard is None:
+        with folder_lock(frames_dir, "extract_frames"):
+            yield
+    else:
+        with folder_lock(frames_dir, "extract_frames", shared=True), \
+                folder_lock(frames_dir, f"extract_frames-shard-{shard[0]}-of-{shard[1]}"):
+            yield
 
 
 def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: list[ClipRow],
@@ -401,7 +412,8 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
     frames_dir = settings.data_dir / "frames"
     sampling = settings.sampling()
     report = ExtractReport(frames_dir, settings.shard, clips=len(rows))
-    stale = remove_stale_temps(frames_dir)
+    # A shard shares the folder: it leaves alone the temps of other shards still running.
+    stale = remove_stale_temps(frames_dir, only_dead_writers=bool(settings.shard))
     if stale:
         log.info("removed %d unfinished temp file(s)/folder(s) from an interrupted run", stale)
     _check_config(frames_dir, sampling, all_rows)
@@ -596,8 +608,15 @@ def draw_contact_sheet(frames_dir: Path, label: str, records: list[dict]) -> Pat
                              "could not be encoded as JPEG")
     path = frames_dir / "contact_sheets" / f"{label}.jpg"
     with atomic_path(path) as tmp:  # no fsync: a sheet is cheap to redraw, like the frames it shows
-        buf.tofile(tmp)
+        write_file(tmp, buf)
     return path
+
+
+def write_file(path: Path, data) -> None:
+    """Write bytes (or an encoded image buffer). Not numpy's tofile: on a full disk it
+    writes part of the file and reports no error, and the part would pass for a frame."""
+    with open(path, "wb") as f:
+        f.write(memoryview(data))
 
 
 def _sheet_row(frames_dir: Path, rec: dict) -> np.ndarray:
