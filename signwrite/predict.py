@@ -195,8 +195,12 @@ def classify_video(run, path: Path, start: float | None = None, end: float | Non
         return [first + i for i in sample_indices(stop - first, info.fps, **sampling_kwargs(run))]
 
     t0 = time.perf_counter()
-    _, got, frames = read_sampled(path, choose, transform=lambda f: as_extracted(f, sampling))
+    info, got, frames = read_sampled(path, choose, transform=lambda f: as_extracted(f, sampling))
     t1 = time.perf_counter()
+    wanted = len(choose(info))
+    if len(got) < wanted:
+        log.warning("%s: only %d of the %d sampled frames decode (the file may be truncated); "
+                    "classified from those", path, len(got), wanted)
     with stdout_to_stderr():
         probs = run.aggregate(run.predict_frames(frames))
     t2 = time.perf_counter()
@@ -294,6 +298,10 @@ def run_transcribe(run, s: PredictSettings) -> int:
     result = transcribe_video(run, video, window=s.window, stride=s.stride, threshold=s.threshold,
                               min_windows=s.min_windows, start=s.start, end=s.end, batch_size=s.batch_size)
     segments = result["segments"]
+    settings_file = out.with_suffix(".json") if out.suffix != ".json" else out.with_name(out.name + ".json")
+    for path in (out, s.srt, settings_file):  # what a killed run left half-written
+        if path:
+            fsutil.remove_stale_temps_of(path)
     fsutil.write_csv(out, tr.segments_frame(segments))
     log.info("%d segments -> %s", len(segments), out)
     if s.srt:
@@ -309,7 +317,6 @@ def run_transcribe(run, s: PredictSettings) -> int:
         obj["in_order"] = tr.in_order(hyp, ref)
         log.info("against the expected %d signs: edit distance %d, %d in the right order",
                  len(ref), obj["edit_distance"], obj["in_order"])
-    settings_file = out.with_suffix(".json") if out.suffix != ".json" else out.with_name(out.name + ".json")
     fsutil.write_json(settings_file, {**obj, "min_windows": s.min_windows, "sampling": run.sampling})
     if s.json:
         print(json.dumps(obj))

@@ -75,6 +75,50 @@ class Run:
         return aggregate(probs, self.config.get("aggregate", "mean"))
 
 
+# Where the layers, initializers, activations (and, in runs saved compiled, the optimizer
+# and its schedule) of a model made by signwrite train come from. Anything else in a model
+# file (a Lambda's Python code, a function from another module, a custom class, a Keras
+# setting such as keras.config) is code that loading would run.
+KERAS_MODULES = ("keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints",
+                 "keras.activations", "keras.models", "keras.src.models.functional", "keras.optimizers",
+                 "keras.optimizers.schedules", "keras.losses", "keras.metrics")
+CODE_CLASSES = {"Lambda": "a Lambda layer", "__lambda__": "the Python code of a lambda",
+                "TFOpLambda": "a TFOpLambda layer"}
+
+
+def refuse_code(model_file: Path) -> None:
+    """A RunError if model.keras names code to run. Keras' safe mode refuses Lambda layers;
+    this check does not depend on the Keras version (older ones let some tricks through)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise RunError(f"{model_file}: not a Keras model file ({type(exc).__name__}: {exc}); the file is "
+                       "damaged or not a signwrite model: train the run again") from None
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            module, name = node.get("module"), node.get("class_name")
+            if name in CODE_CLASSES:
+                found.append(CODE_CLASSES[name])
+            elif isinstance(name, str) and module is not None and module not in KERAS_MODULES:
+                found.append(f"{module}.{name}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    if found:
+        raise RunError(f"{model_file}: holds code that loading it would run ({', '.join(sorted(set(found))[:3])}); "
+                       "signwrite only loads models made by `signwrite train`, and never runs code from a "
+                       "model file: use a run folder you trained, or train the run again")
+
+
 def load_run(path) -> Run:
     """Load logs/<run>/ (Keras safe mode); a RunError saying what is missing or mismatched."""
     path = Path(path)
@@ -93,6 +137,7 @@ def load_run(path) -> Run:
         raise RunError(f"{path}: labels.json or config.json is not valid JSON ({exc}); train the run again") from None
     if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
         raise RunError(f"{labels_file}: expected a JSON list of label names; train the run again")
+    refuse_code(model_file)
     import keras
 
     try:
