@@ -52,6 +52,15 @@ def single(frames):
     return run_dir, json.loads((run_dir / "metrics.json").read_text())
 
 
+def report(name, metrics, run_dir, single_metrics, single_dir):
+    """The comparison, for `pytest -s tests/test_distribute.py` (the figures in the closing note)."""
+    ours, theirs = history(run_dir), history(single_dir)
+    print(f"\n{name}: clip top-1 {metrics['clip_top1']:.3f} vs {single_metrics['clip_top1']:.3f} one device; "
+          f"frame top-1 {metrics['frame_top1']:.3f} vs {single_metrics['frame_top1']:.3f}; final train loss "
+          f"{ours.loss.iloc[-1]:.4f} vs {theirs.loss.iloc[-1]:.4f} (first epoch {ours.loss.iloc[0]:.4f} vs "
+          f"{theirs.loss.iloc[0]:.4f})")
+
+
 def free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
@@ -72,6 +81,7 @@ def test_mirrored_over_two_cpu_replicas_matches_one_device(frames, single):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["distribute"] == "mirrored" and config["replicas"] == 2
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    report("mirrored, 2 CPU replicas", metrics, run_dir, single_metrics, single_dir)
     # the same global batch, split over two replicas: the same learning, to within noise
     assert metrics["clip_top1"] >= 0.75 and single_metrics["clip_top1"] >= 0.75
     assert abs(metrics["frame_top1"] - single_metrics["frame_top1"]) <= 0.2
@@ -98,6 +108,7 @@ def test_multiworker_two_workers_on_localhost_match_one_worker(frames, single):
     run_dir = root / "logs" / "multi"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert json.loads((run_dir / "config.json").read_text())["replicas"] == 2
+    report("multiworker, 2 workers", metrics, run_dir, single_metrics, single_dir)
     assert metrics["clip_top1"] >= 0.75 and abs(metrics["frame_top1"] - single_metrics["frame_top1"]) <= 0.2
     ours, theirs = history(run_dir), history(single_dir)
     assert len(ours) == 8 and ours.loss.iloc[-1] < ours.loss.iloc[0] / 2

@@ -347,3 +347,41 @@ def test_pipeline_frames_are_what_the_models_own_resizing_makes(tmp_path, size):
     theirs = np.asarray(resize(rgb[None]))[0]
     assert ours.shape == (size, size, 3)
     np.testing.assert_allclose(ours, theirs, atol=1e-3)
+
+
+def test_clip_top1_monitor_breaks_ties_by_frame_accuracy_then_loss(tmp_path):
+    """Two epochs with the same clip top-1: the one whose frames are more often right wins,
+    and the tie-break never outranks one more clip right."""
+    from signwrite.train import CLIP_SELECTION, TrainSettings, make_callbacks, monitor_key
+
+    frames = frames_table([("v1", "A", 1, 4), ("v1", "B", 1, 4)])
+    labels = ["A", "B"]
+    s = TrainSettings(monitor="val_clip_top1")
+    assert monitor_key(s, frames) == CLIP_SELECTION and monitor_key(s, frames.iloc[:0]) == "loss"
+    assert monitor_key(TrainSettings(), frames) == "val_loss"
+
+    class Stub:
+        def __init__(self, probs):
+            self.probs = np.asarray(probs, "float32")
+
+        def predict(self, *_args, **_kw):
+            return self.probs
+
+    def score(probs):
+        cb = make_callbacks(s, tmp_path, tmp_path / "phase", None, frames, labels,
+                            {"best": None, "wait": 0})[0]
+        cb.set_model(Stub(probs))
+        logs = {}
+        cb.on_epoch_end(0, logs)
+        return logs
+
+    a_right, b_right = [0.9, 0.1], [0.1, 0.9]
+    # both clips right; the second epoch has every frame right, the first only 6 of 8
+    weak = score([a_right] * 3 + [[0.4, 0.6]] + [b_right] * 3 + [[0.6, 0.4]])
+    strong = score([a_right] * 4 + [b_right] * 4)
+    assert weak["val_clip_top1"] == strong["val_clip_top1"] == 1.0
+    assert strong[CLIP_SELECTION] > weak[CLIP_SELECTION]
+    # one clip wrong is worse than any tie-break
+    half = score([a_right] * 4 + [a_right] * 4)
+    assert half["val_clip_top1"] == 0.5 and half[CLIP_SELECTION] < weak[CLIP_SELECTION]
+    assert half[CLIP_SELECTION] - 0.5 < 0.25  # under half of one clip's worth (1/2 here)
