@@ -1,6 +1,6 @@
 """Scaling curve: wall time and peak memory of each stage at 1x, 2x and 4x the demo's data.
 
-    python benchmarks/bench_scaling.py [--base 4] [--stages fetch,extract,train] [--repeats 1]
+    python benchmarks/bench_scaling.py [--base 24] [--stages fetch,extract,train] [--repeats 1]
 
 Generates demo-like datasets (signwrite.synth.make_dataset, 6 classes, one take per sign)
 with BASE, 2*BASE and 4*BASE signers, and runs the real stages on each, every stage in a
@@ -8,9 +8,11 @@ fresh Python process so its peak memory is its own:
 
     fetch           python -m signwrite.fetch --sources DS/sources.csv --clip-times DS/video_clip_times.csv
                         --data-dir WORK/data                       (local video files: no server)
-    extract         python -m signwrite.extract_frames --data-dir WORK/data --size 96
+    extract         python -m signwrite.extract_frames --data-dir WORK/data --size 96 --frames-per-clip 16
     train           python -m signwrite.train --data-dir WORK/data --logdir WORK/logs --run r
-                        --weights none --backbone mobilenet_v2 --image-size 48 --epochs 2 --patience 99
+                        --weights none --backbone small_cnn --image-size 64 --epochs 2 --patience 99
+
+(the default demo's settings, read from signwrite.demo.PROFILES; 1x is its 24 signers)
 
 Training runs a fixed number of epochs so the cost per epoch is comparable across sizes.
 
@@ -48,6 +50,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "scaling.json"
+from signwrite.demo import PROFILES  # noqa: E402  (after the sys.path line above)
+
+DEMO = PROFILES["default"]  # 1x is the default demo's data, trained with the demo's backbone
 STAGES = ("fetch", "extract", "train")
 MODULES = {"fetch": "signwrite.fetch", "extract": "signwrite.extract_frames", "train": "signwrite.train"}
 # Imported before the clock starts for work_s: a fixed cost that does not depend on the data.
@@ -84,9 +89,9 @@ def stage_args(stage: str, ds: Path, work: Path) -> list[str]:
         return ["--sources", str(ds / "sources.csv"), "--clip-times", str(ds / "video_clip_times.csv"),
                 "--data-dir", data]
     if stage == "extract":
-        return ["--data-dir", data, "--size", "96"]
+        return ["--data-dir", data, "--size", str(DEMO["frame_size"]), "--frames-per-clip", str(DEMO["frames_per_clip"])]
     return ["--data-dir", data, "--logdir", str(work / "logs"), "--run", "r", "--weights", "none",
-            "--backbone", "mobilenet_v2", "--image-size", "48", "--epochs", "2", "--patience", "99"]
+            "--backbone", DEMO["backbone"], "--image-size", str(DEMO["image_size"]), "--epochs", "2", "--patience", "99"]
 
 
 def run_stage(stage: str, ds: Path, work: Path, log) -> dict:
@@ -119,7 +124,8 @@ def exponent(x1: float, x2: float, n1: float, n2: float) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--base", type=int, default=4, help="signers at 1x (the demo's data: %(default)s); 2x and 4x follow")
+    p.add_argument("--base", type=int, default=DEMO["signers"],
+                   help="signers at 1x (the demo's data: %(default)s); 2x and 4x follow")
     p.add_argument("--stages", default=",".join(STAGES),
                    help="comma-separated subset of fetch,extract,train to report (default: all). Earlier stages "
                         "a chosen one needs are still run, unmeasured.")
