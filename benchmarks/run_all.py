@@ -3,7 +3,7 @@
     python benchmarks/run_all.py [--run] [--only NAME ...]
 
 Without --run it only collects the results already in benchmarks/results/*.json; with --run
-it first runs each benchmark script (cut, extract, train, predict, scaling, in that order;
+it first runs each benchmark script (cut, extract, train, predict, scaling, demo, in that order;
 --only limits which are run and shown). A result file that is missing is shown as
 "not measured": nothing is estimated or filled in.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-NAMES = ("cut", "extract", "train", "predict", "scaling")
+NAMES = ("cut", "extract", "train", "predict", "scaling", "demo")
 
 
 def _get(d, *path):
@@ -165,8 +165,36 @@ def rows_scaling(d):
     return out
 
 
+def rows_demo(d):
+    out = []
+    profile = _get(d, "profiles", "default", "variants") or {}
+    base = profile.get("demo")
+    if not base:
+        return [missing("demo", "clip top-1 on unseen signers", "the demo's settings", "well above chance")]
+    chance = base["chance_top1"]
+    n = len(base["runs"])
+    out.append(row("demo", "clip top-1 on unseen signers (default demo)", f"chance ({chance:.3f})",
+                   base["clip_top1_mean"] / chance, ">= 3x chance", _check(base["clip_top1_min"] / chance, lambda x: x >= 3),
+                   f"mean {base['clip_top1_mean']:.3f}, min {base['clip_top1_min']:.3f}, max "
+                   f"{base['clip_top1_max']:.3f} over {n} training seeds, {base['n_test_clips']} test clips"))
+    for variant, label in (("colour", "the demo with --colour"), ("mobilenet_v2", "the demo with MobileNetV2")):
+        v = profile.get(variant)
+        if v:
+            out.append(row("demo", f"clip top-1: {label}", "the demo's settings", v["top1_ratio_vs_demo"], "< 1x",
+                           _check(v["top1_ratio_vs_demo"], lambda x: x < 1),
+                           f"{v['clip_top1_mean']:.3f} vs {base['clip_top1_mean']:.3f} on the same data"))
+    small = _get(d, "profiles", "small", "variants", "demo")
+    if small:
+        out.append(row("demo", "clip top-1 on unseen signers (--size small)", f"chance ({small['chance_top1']:.3f})",
+                       small["clip_top1_mean"] / small["chance_top1"], ">= 2x chance (the test's bar)",
+                       _check(small["clip_top1_min"] / small["chance_top1"], lambda x: x >= 2 - 1e-9),
+                       f"mean {small['clip_top1_mean']:.3f}, min {small['clip_top1_min']:.3f} over "
+                       f"{len(small['runs'])} seeds, {small['n_test_clips']} test clips"))
+    return out
+
+
 BUILDERS = {"cut": rows_cut, "extract": rows_extract, "train": rows_train, "predict": rows_predict,
-            "scaling": rows_scaling}
+            "scaling": rows_scaling, "demo": rows_demo}
 
 
 def _fmt_ratio(r):

@@ -32,13 +32,13 @@ log = logging.getLogger(__name__)
 
 # Sizes tuned on 2 CPU cores: "default" takes a few minutes, "small" about a minute. Many
 # signers, because telling signs apart on signers never seen needs many seen ones; a small
-# CNN from scratch, because MobileNetV2 from scratch stays near chance on this little data
-# (measured in benchmarks/bench_demo.py).
+# CNN from scratch, because MobileNetV2 from scratch stays near chance on this little data;
+# no --colour, which scored lower here (all measured in benchmarks/bench_demo.py).
 PROFILES = {
     "default": dict(classes=6, signers=24, frame_size=96, frames_per_clip=16, backbone="small_cnn",
-                    image_size=64, epochs=20, patience=20),
+                    image_size=64, epochs=20, patience=20, colour=False),
     "small": dict(classes=3, signers=12, frame_size=64, frames_per_clip=16, backbone="small_cnn",
-                  image_size=64, epochs=30, patience=30),
+                  image_size=64, epochs=30, patience=30, colour=False),
 }
 
 
@@ -180,10 +180,9 @@ def run_demo(s: DemoSettings) -> int:
           ["--data-dir", str(data), "--logdir", str(logs), "--run", run_name, "--weights", "none",
            "--backbone", profile["backbone"], "--image-size", str(profile["image_size"]),
            "--epochs", str(profile["epochs"]), "--patience", str(profile["patience"]), "--seed", str(s.seed),
-           # the generated signers differ in every colour; the signs do not. The checkpoint is
-           # picked on validation clip top-1 (ties: frame accuracy, then loss): on 3-4 validation
-           # signers, val_loss can favour the untrained first epoch over confident later ones
-           "--colour", "--monitor", "val_clip_top1"])
+           # The checkpoint is picked on validation clip top-1 (ties: frame accuracy, then loss):
+           # on 3-4 validation signers, val_loss can favour the untrained first epoch
+           *(["--colour"] if profile["colour"] else []), "--monitor", "val_clip_top1"])
     run_dir = logs / run_name
 
     video = inputs.transcribe_video or held_out_video(data)
