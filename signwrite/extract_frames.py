@@ -331,8 +331,11 @@ def _worker_pool(jobs: int):
     if jobs < 1:
         yield None
         return
-    pool = _pool_context().Pool(jobs, initializer=_init_worker)
+    with _ctrl_c_held() as held:
+        pool = _pool_context().Pool(jobs, initializer=_init_worker)
     try:
+        if held:
+            raise KeyboardInterrupt
         yield pool
         pool.close()
     except BaseException:
@@ -340,6 +343,26 @@ def _worker_pool(jobs: int):
         raise
     finally:
         pool.join()
+
+
+@contextlib.contextmanager
+def _ctrl_c_held():
+    """Hold a Ctrl-C until the block is done; yields a list that is non-empty if one came.
+
+    A Ctrl-C while the pool starts its workers would leave them half-started when this
+    process exits: each then fails to find the pool's semaphores and prints a traceback.
+    Held, it lands once the pool exists and can be stopped whole.
+    """
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield held  # signals reach the main thread only; a caller's own handler is left alone
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _pool_context():
