@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 PROFILES = {
     "default": dict(classes=6, signers=24, frame_size=96, frames_per_clip=16, backbone="small_cnn",
                     image_size=64, epochs=20, patience=20, colour=False),
-    "small": dict(classes=3, signers=12, frame_size=64, frames_per_clip=16, backbone="small_cnn",
-                  image_size=64, epochs=30, patience=30, colour=False),
+    "small": dict(classes=3, signers=12, frame_size=64, frames_per_clip=8, backbone="small_cnn",
+                  image_size=64, epochs=24, patience=24, colour=False),
 }
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from frames_tools import make_frames_dataset
 
-SETTINGS = ["--backbone", "small_cnn", "--weights", "none", "--image-size", "32", "--epochs", "8",
+EPOCHS = 6
+SETTINGS = ["--backbone", "small_cnn", "--weights", "none", "--image-size", "32", "--epochs", str(EPOCHS),
             "--batch-size", "16", "--patience", "99", "--seed", "0"]
 
 
@@ -86,7 +87,7 @@ def test_mirrored_over_two_cpu_replicas_matches_one_device(frames, single):
     assert metrics["clip_top1"] >= 0.75 and single_metrics["clip_top1"] >= 0.75
     assert abs(metrics["frame_top1"] - single_metrics["frame_top1"]) <= 0.2
     ours, theirs = history(run_dir), history(single_dir)
-    assert len(ours) == len(theirs) == 8
+    assert len(ours) == len(theirs) == EPOCHS
     assert ours.loss.iloc[-1] < ours.loss.iloc[0] / 2  # it learned
     assert abs(ours.loss.iloc[-1] - theirs.loss.iloc[-1]) < 0.5 * max(theirs.loss.iloc[0], 1e-6)
 
@@ -111,7 +112,7 @@ def test_multiworker_two_workers_on_localhost_match_one_worker(frames, single):
     report("multiworker, 2 workers", metrics, run_dir, single_metrics, single_dir)
     assert metrics["clip_top1"] >= 0.75 and abs(metrics["frame_top1"] - single_metrics["frame_top1"]) <= 0.2
     ours, theirs = history(run_dir), history(single_dir)
-    assert len(ours) == 8 and ours.loss.iloc[-1] < ours.loss.iloc[0] / 2
+    assert len(ours) == EPOCHS and ours.loss.iloc[-1] < ours.loss.iloc[0] / 2
     assert abs(ours.loss.iloc[-1] - theirs.loss.iloc[-1]) < 0.5 * max(theirs.loss.iloc[0], 1e-6)
     for name in ("model.keras", "labels.json", "confusion_matrix.png", "predictions.csv"):
         assert (run_dir / name).is_file()
