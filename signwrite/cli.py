@@ -6,10 +6,13 @@ Each stage module has ``main(argv=None) -> int``; this file only dispatches to i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
+import threading
 
 from signwrite.errors import SignwriteError
 
@@ -56,6 +59,29 @@ def setup_logging(verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Hold Ctrl-C during the block and deliver it when the block is done.
+
+    For short calls that a KeyboardInterrupt landing midway leaves broken: a TensorFlow
+    model call then raises SystemError ("bad argument to internal function") instead, and
+    a process pool caught while starting its workers leaves them to print tracebacks.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(signal.SIGINT, held[-1])  # the default handler raises KeyboardInterrupt here
+    elif held and previous == signal.SIG_DFL:
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def run(stage: str, func, *args, **kwargs) -> int:

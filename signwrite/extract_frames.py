@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from signwrite import video
-from signwrite.cli import run, setup_logging
+from signwrite.cli import interrupts_held, run, setup_logging
 from signwrite.clip_times import label_problem, parse_shard, shard_filter
 from signwrite.errors import DiskFullError, InputError, SignwriteError, VideoError
 from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, folder_lock, is_disk_full,
@@ -331,38 +331,22 @@ def _worker_pool(jobs: int):
     if jobs < 1:
         yield None
         return
-    with _ctrl_c_held() as held:
-        pool = _pool_context().Pool(jobs, initializer=_init_worker)
+    pool = None
     try:
-        if held:
-            raise KeyboardInterrupt
+        # Caught while starting its workers, a pool leaves them half-started: each then
+        # fails to find the pool's semaphores and prints a traceback. So a Ctrl-C waits
+        # for the pool to exist, and then stops it whole.
+        with interrupts_held():
+            pool = _pool_context().Pool(jobs, initializer=_init_worker)
         yield pool
         pool.close()
     except BaseException:
-        pool.terminate()  # Ctrl-C or an error: stop the workers now, mid-clip
+        if pool is not None:
+            pool.terminate()  # Ctrl-C or an error: stop the workers now, mid-clip
         raise
     finally:
-        pool.join()
-
-
-@contextlib.contextmanager
-def _ctrl_c_held():
-    """Hold a Ctrl-C until the block is done; yields a list that is non-empty if one came.
-
-    A Ctrl-C while the pool starts its workers would leave them half-started when this
-    process exits: each then fails to find the pool's semaphores and prints a traceback.
-    Held, it lands once the pool exists and can be stopped whole.
-    """
-    held: list[int] = []
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield held  # signals reach the main thread only; a caller's own handler is left alone
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
-    try:
-        yield held
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        if pool is not None:
+            pool.join()
 
 
 def _pool_context():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from signwrite.cli import interrupts_held
 from signwrite.errors import RunError
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class Run:
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
                 batch = np.stack([rgb[i] for i in chunk]).astype(np.float32)
-                out[chunk] = np.asarray(self._forward(tf.constant(batch)))
+                with interrupts_held():  # a Ctrl-C inside TensorFlow's call turns into a SystemError
+                    out[chunk] = np.asarray(self._forward(tf.constant(batch)))
         return out
 
     def aggregate(self, probs) -> np.ndarray:
@@ -141,7 +143,8 @@ def load_run(path) -> Run:
     import keras
 
     try:
-        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+        with interrupts_held():
+            model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:
         raise RunError(f"{model_file}: cannot be loaded ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}); "
                        "the file is damaged or not a signwrite model: train the run again") from None
