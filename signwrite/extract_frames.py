@@ -337,6 +337,7 @@ def _worker_pool(jobs: int):
         # fails to find the pool's semaphores and prints a traceback. So a Ctrl-C waits
         # for the pool to exist, and then stops it whole.
         with interrupts_held():
+            _start_fork_server()  # if not started yet
             pool = _pool_context().Pool(jobs, initializer=_init_worker)
         yield pool
         pool.close()
@@ -361,11 +362,25 @@ def _pool_context():
 
 
 def _start_fork_server() -> None:
-    """Start the fork server now: its imports then overlap with reading clips.csv."""
-    if _pool_context().get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+    """Start the fork server now: its imports then overlap with reading clips.csv.
 
+    It is started with SIGINT ignored (which, unlike a blocked signal, survives the exec):
+    the server ignores SIGINT itself only once its imports are done, and a Ctrl-C to the
+    whole job landing before that made it print a traceback. Ctrl-C is this process's to
+    handle; one landing in the few milliseconds of the start is lost (press it again).
+    """
+    if _pool_context().get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
         forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _map(pool, func, items):
