@@ -257,10 +257,15 @@ def check_finished_run(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, small_run):
     """A tiny run trained once, uninterrupted, for the tests below to compare with and build on:
     its folders, how long it took, how many files it renamed into place, and what a second
-    run of the same command said while the first was frozen midway (SIGSTOP)."""
+    run of the same command said while the first was frozen midway (SIGSTOP).
+
+    (It asks for the session's small run first, so that one is trained before this module
+    uses TensorFlow in this process: the model other modules test is then the same whether
+    this module ran before them or not.)
+    """
     from types import SimpleNamespace
 
     root = tmp_path_factory.mktemp("tiny-run")
@@ -316,7 +321,7 @@ def test_train_struck_at_random_moments_then_rerun_finishes_a_sound_run(tmp_path
 
 @pytest.mark.skipif(ROUNDS < 10, reason="two trainings at once take a while: part of the storm "
                                         "(SIGNWRITE_FAULT_ROUNDS >= 10)")
-def test_two_train_runs_on_one_data_folder_at_once_share_the_feature_cache(tmp_path):
+def test_two_train_runs_on_one_data_folder_at_once_share_the_feature_cache(tmp_path, tiny_run):
     data, logdir = frames_data(tmp_path / "data"), tmp_path / "logs"
     with F.running(train_cmd(data, logdir)) as a, F.running(train_cmd(data, logdir, "--run", "other")) as b:
         assert a.wait(timeout=600) == 0 and b.wait(timeout=600) == 0
