@@ -180,6 +180,7 @@ def run_demo(s: DemoSettings) -> int:
           ["--data-dir", str(data), "--logdir", str(logs), "--run", run_name, "--weights", "none",
            "--backbone", profile["backbone"], "--image-size", str(profile["image_size"]),
            "--epochs", str(profile["epochs"]), "--patience", str(profile["patience"]), "--seed", str(s.seed),
+           "--deterministic",  # the same demo gives the same model on the same machine (free on a CPU)
            # The checkpoint is picked on validation clip top-1 (ties: frame accuracy, then loss):
            # on 3-4 validation signers, val_loss can favour the untrained first epoch
            *(["--colour"] if profile["colour"] else []), "--monitor", "val_clip_top1"])

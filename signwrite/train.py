@@ -61,6 +61,8 @@ class TrainSettings:
     # skin, clothes and backdrop
     flip: bool = False  # left-right flips swap the signing hand: off unless your signs allow it
     seed: int = 0
+    deterministic: bool = False  # TensorFlow's op determinism: the same command, data and machine give
+    # the same model, bit for bit (free on CPU, measured; may be slower on a GPU)
     backup_seconds: float = 60  # how often a resumable backup is saved (at an epoch's end)
     distribute: str = "none"  # none | mirrored (every visible device) | multiworker (machines, by TF_CONFIG)
 
@@ -478,7 +480,8 @@ def check_config(run_dir: Path, config: dict) -> None:
     old = json.loads(path.read_text())
 
     def same(k):
-        if k in ("versions", "logdir"):  # the run folder was found, so logdir matches
+        if k in ("versions", "logdir", "deterministic"):  # the run folder was found, so logdir matches;
+            # determinism changes how, not what, a run trains
             return True
         if k == "data_dir":
             return Path(old.get(k, "")).resolve() == Path(config[k]).resolve()
@@ -529,6 +532,10 @@ def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief
             import keras
 
             keras.utils.set_random_seed(s.seed)
+            if s.deterministic:
+                import tensorflow as tf
+
+                tf.config.experimental.enable_op_determinism()
             model_file = run_dir / "model.keras"
             if model_file.is_file():
                 model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
@@ -600,6 +607,9 @@ def parse_args(argv=None) -> tuple[TrainSettings, bool]:
                         "frames: for signers who differ in skin, clothes and backdrop far more than your few "
                         "training videos show")
     p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
+    p.add_argument("--deterministic", action="store_true",
+                   help="TensorFlow's op determinism: the same command on the same data, machine and versions "
+                        "gives the same model bit for bit (no slower on a CPU, as measured; may be on a GPU)")
     p.add_argument("--backup-seconds", type=float, default=d.backup_seconds,
                    help="save a backup to resume from at most this often, at an epoch's end (default: %(default)s)")
     p.add_argument("--distribute", default=d.distribute, choices=["none", "mirrored", "multiworker"],

@@ -96,7 +96,7 @@ def train_small_run(root: Path) -> Path:
     data_dir = make_frames_dataset(root / "data", labels=SMALL_LABELS,
                                    videos={"train": ["va", "vb", "vc"], "test": ["vd"]}, clips_per_video=2)
     train(TrainSettings(data_dir=data_dir, logdir=root / "logs", run="small", backbone="mobilenet_v2",
-                        weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0))
+                        weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0, deterministic=True))
     return root / "logs" / "small"
 
 

@@ -36,7 +36,8 @@ def trained(tmp_path_factory):
     data_dir = make_frames_dataset(root / "data", videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
                                    clips_per_video=2)
     s = TrainSettings(data_dir=data_dir, logdir=root / "logs", run="tiny", backbone="mobilenet_v2",
-                      weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0)
+                      weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0,
+                      deterministic=True)
     metrics = run_train(s)
     return root / "logs" / "tiny", data_dir, metrics
 
@@ -258,7 +259,8 @@ def test_a_finished_run_is_not_trained_again(trained, capsys):
     run_dir, data_dir, metrics = trained
     before = (run_dir / "model.keras").stat().st_mtime_ns
     s = TrainSettings(data_dir=data_dir, logdir=run_dir.parent, run="tiny", backbone="mobilenet_v2",
-                      weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0)
+                      weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0,
+                      deterministic=True)
     assert run_train(s)["clip_top1"] == metrics["clip_top1"]
     assert (run_dir / "model.keras").stat().st_mtime_ns == before
     assert "top-1" in capsys.readouterr().out
@@ -385,3 +387,25 @@ def test_clip_top1_monitor_breaks_ties_by_frame_accuracy_then_loss(tmp_path):
     half = score([a_right] * 4 + [a_right] * 4)
     assert half["val_clip_top1"] == 0.5 and half[CLIP_SELECTION] < weak[CLIP_SELECTION]
     assert half[CLIP_SELECTION] - 0.5 < 0.25  # under half of one clip's worth (1/2 here)
+
+
+def test_deterministic_runs_give_the_same_model_bit_for_bit(tmp_path):
+    """--deterministic: the same command on the same data trains the same weights (without it, two
+    CPU runs differ in the last bits and, after some epochs, in their mistakes)."""
+    import keras
+
+    from signwrite.train import TrainSettings
+
+    data_dir = make_frames_dataset(tmp_path / "data", videos={"train": ["va", "vb"], "test": ["vc"]})
+    weights = []
+    for run in ("a", "b"):
+        run_train(TrainSettings(data_dir=data_dir, logdir=tmp_path / "logs", run=run, backbone="small_cnn",
+                                weights="none", image_size=32, epochs=3, batch_size=8, seed=0,
+                                deterministic=True))
+        assert json.loads((tmp_path / "logs" / run / "config.json").read_text())["deterministic"] is True
+        model = keras.saving.load_model(tmp_path / "logs" / run / "model.keras", compile=False)
+        weights.append(model.get_weights())
+    assert len(weights[0]) == len(weights[1]) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
+    logs = tmp_path / "logs"
+    assert (logs / "a" / "predictions.csv").read_bytes() == (logs / "b" / "predictions.csv").read_bytes()
