@@ -95,7 +95,7 @@ def extract_features(frames, extractor, resize, cache: Path, batch_size: int = 3
                        cache=False)
     forward = compiled_forward(extractor)
     pending, buffered = [], 0
-    with tqdm(total=n, unit="frame", desc="features", leave=False) as bar:
+    with tqdm(total=n, unit="frame", desc="features", leave=False, disable=None) as bar:
         for x, _ in ds:
             feats = forward(x).numpy()
             pending.append(feats)

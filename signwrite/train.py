@@ -32,7 +32,7 @@ import numpy as np
 
 from signwrite.cli import run, setup_logging
 from signwrite.errors import SignwriteError
-from signwrite.fsutil import atomic_path, folder_lock, remove_stale_temps, write_json
+from signwrite.fsutil import TMP_MARK, atomic_path, folder_lock, remove_stale_temps, write_json, writer_tag
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,9 @@ def make_callbacks(s: TrainSettings, run_dir: Path, phase_dir: Path, val_inputs,
 
         def __init__(self, path: Path, **kw):
             self.final = path
-            super().__init__(str(path.with_name(f".tmp-{path.name}")), **kw)
+            # a temp name with fsutil's mark, so a run killed mid-save has it cleared on resume
+            stem = path.name.split(".")[0]
+            super().__init__(str(path.with_name(f".{stem}.{writer_tag()}.ckpt{TMP_MARK}.weights.h5")), **kw)
 
         def on_epoch_end(self, epoch, logs=None):
             super().on_epoch_end(epoch, logs)
@@ -518,6 +520,9 @@ def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief
     run_dir = s.logdir / s.run
     with folder_lock(run_dir, "train"):
         remove_stale_temps(run_dir)
+        # the feature cache is shared by every run on this data folder: take only the temps of
+        # writers that are gone (another run may be filling it right now)
+        remove_stale_temps(s.data_dir / "features", only_dead_writers=True)
         train_frames, val, test, labels, summary = load_data(s)
         config = run_config(s, extract_config, summary)
         if strategy is not None:

@@ -298,8 +298,22 @@ def test_frozen_run_resumes_after_a_stop_and_reuses_cached_features(tmp_path, mo
     assert len(cache) == 12  # one file per training clip: 3 videos x 4 labels
     stamps = {p: p.stat().st_mtime_ns for p in cache}
 
+    # what a run killed mid-write leaves: a cache temp of a writer that is gone, which the next
+    # run clears, and one of a writer still going (another run filling the shared cache), kept
+    from signwrite.fsutil import TMP_MARK, _machine, writer_tag
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    folder = cache[0].parent
+    dead_temp = folder / f".{cache[0].stem}.{_machine()}-{gone}.x1{TMP_MARK}.npz"
+    live_temp = folder / f".{cache[0].stem}.{writer_tag()}.x2{TMP_MARK}.npz"
+    dead_temp.write_bytes(b"half")
+    live_temp.write_bytes(b"half")
     monkeypatch.setattr(T, "make_callbacks", real)
     metrics = run_train(s)
+    assert not dead_temp.exists() and live_temp.exists()
+    live_temp.unlink()
+    assert not [p.name for p in run_dir.rglob(f"*{TMP_MARK}*")]
     history = pd.read_csv(run_dir / "history.csv")
     assert list(history.epoch) == list(range(6))  # picked up at epoch 3, no epoch twice
     assert metrics["n_test_clips"] == 4 and (run_dir / "model.keras").is_file()
