@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -39,9 +40,65 @@ class TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
+# TensorFlow's native start-up lines, printed through absl before its log level is read
+# (TF 2.21 ignores TF_CPP_MIN_LOG_LEVEL for them): notes, and CUDA probing on a machine
+# with no GPU, whose "E... failed call to cuInit: ... CUDA error" looks like a failure.
+_TF_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\] .*"
+    r"|E\d{4} [\d:.]+ +\d+ (cuda_\w+|cudart_stub)\.cc:\d+\] .*")
+_quiet_native = False  # set by setup_logging: filter TensorFlow's start-up lines (not with -v)
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(pattern: re.Pattern = _TF_NOISE):
+    """Send file descriptor 2 to a temp file during the block (native libraries write there
+    directly), then pass on every line but those ``pattern`` matches. Lines written in the
+    block come out when it ends, interrupted or not."""
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not pattern.fullmatch(line.rstrip("\r\n"))]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def import_tensorflow():
+    """Import TensorFlow and find its devices, once; its native start-up lines are filtered
+    from stderr when a command runs without -v. Returns the module."""
+    if "tensorflow" in sys.modules or not _quiet_native:
+        import tensorflow as tf
+
+        return tf
+    with native_stderr_filtered():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # CUDA's probe prints here, on first use of the devices
+    return tf
+
+
 def setup_logging(verbose: bool = False) -> None:
     import os
 
+    global _quiet_native
+    _quiet_native = not verbose
     # TensorFlow's C++ start-up lines (CUDA probing on a machine with no GPU, oneDNN notes)
     # bury the output people need; -v keeps them.
     if not verbose:

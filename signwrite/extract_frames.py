@@ -462,7 +462,7 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
     todo = sum(not t.probe_only for t in tasks)
     if todo:
         log.info("extracting %d clip(s) with %d job(s) into %s", todo, min(settings.jobs, todo), frames_dir)
-    with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=not tasks) as bar:
+    with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=None if tasks else True) as bar:
         for res in _map(pool, _run_task, tasks):
             results[res.clip_id] = res
             if res.error:

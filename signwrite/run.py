@@ -132,6 +132,9 @@ def load_run(path) -> Run:
         if not f.is_file():
             raise RunError(f"{f}: missing ({what}); the run has not finished: run the same "
                            f"`signwrite train ... --run {path.name}` command again to resume it")
+    from signwrite.cli import import_tensorflow
+
+    import_tensorflow()
     try:
         labels = json.loads(labels_file.read_text())
         config = json.loads(config_file.read_text())

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from signwrite.cli import run, setup_logging
+from signwrite.cli import import_tensorflow, run, setup_logging
 from signwrite.errors import SignwriteError
 from signwrite.fsutil import TMP_MARK, atomic_path, folder_lock, remove_stale_temps, write_json, writer_tag
 
@@ -503,6 +503,7 @@ def train(s: TrainSettings) -> dict | None:
     t0 = time.time()
     s = s.resolved()
     extract_config = data.read_extract_config(s.data_dir)
+    import_tensorflow()  # settings and data checked first: their errors come without the wait
     strategy, chief = (None, True) if s.distribute == "none" else make_strategy(s)
     if not chief:  # another worker writes the run; this one trains in step and keeps nothing
         import tempfile

@@ -52,3 +52,22 @@ def test_remove_stale_temps(tmp_path):
     assert fsutil.remove_stale_temps(tmp_path) == 1
     assert not stale.exists() and keep.exists()
     assert os.listdir(tmp_path / "a") == ["clip.mp4"]
+
+
+def test_native_stderr_filter_drops_tensorflows_start_up_lines_and_keeps_the_rest(capfd):
+    """What native code writes to file descriptor 2 in the block: TensorFlow's start-up noise
+    goes, every other line comes out afterwards, in order, even when the block is interrupted."""
+    from signwrite.cli import native_stderr_filtered
+
+    noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             "I0000 00:00:1795313928.190716     708 port.cc:153] oneDNN custom operations are on.\n"
+             "E0000 00:00:1795313931.784218     708 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n")
+    with pytest.raises(KeyboardInterrupt):
+        with native_stderr_filtered():
+            os.write(2, b"first line of ours\n" + noise.encode())
+            os.write(2, b"E0000 00:00:1.2     708 op_kernel.cc:9] a real native error\n")
+            raise KeyboardInterrupt
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert err == ("first line of ours\nE0000 00:00:1.2     708 op_kernel.cc:9] a real native error\n"
+                   "after\n")
