@@ -58,11 +58,10 @@ def prepare(profile_name: str, work: Path) -> Path:
 
 
 def train_args(profile: dict, data: Path, logs: Path, run: str, seed: int, extra: list[str]) -> list[str]:
-    """The demo's train command (signwrite.demo.run_demo) with one change: ``extra``."""
-    args = ["--data-dir", str(data), "--logdir", str(logs), "--run", run, "--weights", "none",
-            "--backbone", profile["backbone"], "--image-size", str(profile["image_size"]),
-            "--epochs", str(profile["epochs"]), "--patience", str(profile["patience"]), "--seed", str(seed),
-            *(["--colour"] if profile["colour"] else []), "--monitor", "val_clip_top1"]
+    """The demo's train command (signwrite.demo.train_command) with one change: ``extra``."""
+    from signwrite import demo
+
+    args = demo.train_command(profile, data, logs, run, seed)
     if "--backbone" in extra:
         args[args.index("--backbone") + 1] = extra[extra.index("--backbone") + 1]
     elif "--colour" in extra and "--colour" not in args:

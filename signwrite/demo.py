@@ -151,6 +151,17 @@ def held_out_video(data: Path) -> Path | None:
     return found[0] if found else None
 
 
+
+def train_command(profile: dict, data: Path, logs: Path, run_name: str, seed: int) -> list[str]:
+    """The demo's ``signwrite train`` arguments for a profile (benchmarks/bench_demo.py varies them)."""
+    return ["--data-dir", str(data), "--logdir", str(logs), "--run", run_name, "--weights", "none",
+            "--backbone", profile["backbone"], "--image-size", str(profile["image_size"]),
+            "--epochs", str(profile["epochs"]), "--patience", str(profile["patience"]), "--seed", str(seed),
+            "--deterministic",  # the same demo gives the same model on the same machine (free on a CPU)
+            # The checkpoint is picked on validation clip top-1 (ties: frame accuracy, then loss):
+            # on 3-4 validation signers, val_loss can favour the untrained first epoch
+            *(["--colour"] if profile["colour"] else []), "--monitor", "val_clip_top1"]
+
 def run_demo(s: DemoSettings) -> int:
     from signwrite import extract_frames, fetch, predict, train
 
@@ -176,14 +187,7 @@ def run_demo(s: DemoSettings) -> int:
     stage("extract-frames", extract_frames.main,
           ["--data-dir", str(data), "--frames-per-clip", str(profile["frames_per_clip"]),
            "--size", str(profile["frame_size"])])
-    stage("train", train.main,
-          ["--data-dir", str(data), "--logdir", str(logs), "--run", run_name, "--weights", "none",
-           "--backbone", profile["backbone"], "--image-size", str(profile["image_size"]),
-           "--epochs", str(profile["epochs"]), "--patience", str(profile["patience"]), "--seed", str(s.seed),
-           "--deterministic",  # the same demo gives the same model on the same machine (free on a CPU)
-           # The checkpoint is picked on validation clip top-1 (ties: frame accuracy, then loss):
-           # on 3-4 validation signers, val_loss can favour the untrained first epoch
-           *(["--colour"] if profile["colour"] else []), "--monitor", "val_clip_top1"])
+    stage("train", train.main, train_command(profile, data, logs, run_name, s.seed))
     run_dir = logs / run_name
 
     video = inputs.transcribe_video or held_out_video(data)
