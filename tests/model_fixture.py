@@ -5,7 +5,7 @@ predict_frames, aggregate) that classifies a frame by its mean colour, so the lo
 a model is tested exactly and in milliseconds. ``colour_video`` makes videos of solid
 colour stretches with known times.
 
-``small_run`` is a real run: MobileNetV2 at 32 px trained from scratch on the frames of
+``small_run`` is a real run: small_cnn at 32 px trained from scratch on the frames of
 tests/frames_tools.py (the recipe of tests/test_train.py), trained once per test session
 however many test modules ask for it. ``class_video`` films those classes as a video.
 """
@@ -95,7 +95,7 @@ def train_small_run(root: Path) -> Path:
 
     data_dir = make_frames_dataset(root / "data", labels=SMALL_LABELS,
                                    videos={"train": ["va", "vb", "vc"], "test": ["vd"]}, clips_per_video=2)
-    train(TrainSettings(data_dir=data_dir, logdir=root / "logs", run="small", backbone="mobilenet_v2",
+    train(TrainSettings(data_dir=data_dir, logdir=root / "logs", run="small", backbone="small_cnn",
                         weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0, deterministic=True))
     return root / "logs" / "small"
 

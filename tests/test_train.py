@@ -29,13 +29,13 @@ def run_train(settings):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A short from-scratch end-to-end run: MobileNetV2 at 32 px on four visibly different classes."""
+    """A short from-scratch end-to-end run: small_cnn at 32 px (MobileNetV2 trains in tests/model_fixture.py) on four visibly different classes."""
     from signwrite.train import TrainSettings
 
     root = tmp_path_factory.mktemp("trained")
     data_dir = make_frames_dataset(root / "data", videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
                                    clips_per_video=2)
-    s = TrainSettings(data_dir=data_dir, logdir=root / "logs", run="tiny", backbone="mobilenet_v2",
+    s = TrainSettings(data_dir=data_dir, logdir=root / "logs", run="tiny", backbone="small_cnn",
                       weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0,
                       deterministic=True)
     metrics = run_train(s)
@@ -133,7 +133,7 @@ def test_run_folder_holds_every_file_with_sane_contents(trained):
 
     assert json.loads((run_dir / "labels.json").read_text()) == ["blue_box", "green_bar", "red_disk", "yellow_cross"]
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["backbone"] == "mobilenet_v2" and config["image_size"] == 32 and config["mode"] == "end-to-end"
+    assert config["backbone"] == "small_cnn" and config["image_size"] == 32 and config["mode"] == "end-to-end"
     assert config["extract_config"]["frames_per_clip"] == 6 and config["data"]["validation"] == "videos"
 
     history = pd.read_csv(run_dir / "history.csv")
@@ -258,7 +258,7 @@ def test_a_finished_run_is_not_trained_again(trained, capsys):
 
     run_dir, data_dir, metrics = trained
     before = (run_dir / "model.keras").stat().st_mtime_ns
-    s = TrainSettings(data_dir=data_dir, logdir=run_dir.parent, run="tiny", backbone="mobilenet_v2",
+    s = TrainSettings(data_dir=data_dir, logdir=run_dir.parent, run="tiny", backbone="small_cnn",
                       weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0,
                       deterministic=True)
     assert run_train(s)["clip_top1"] == metrics["clip_top1"]
