@@ -95,8 +95,6 @@ def import_tensorflow():
 
 
 def setup_logging(verbose: bool = False) -> None:
-    import os
-
     global _quiet_native
     _quiet_native = not verbose
     # TensorFlow's C++ start-up lines (CUDA probing on a machine with no GPU, oneDNN notes)

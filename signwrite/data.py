@@ -178,7 +178,6 @@ def sign_augmentation(seed: int, flip: bool = False, colour: bool = False):
     Returns a callable ``augment(frames, training=True)`` on batches of RGB 0..255 frames.
     """
     import keras
-    import tensorflow as tf
 
     L = keras.layers
     layers = [L.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed),

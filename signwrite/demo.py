@@ -151,7 +151,6 @@ def held_out_video(data: Path) -> Path | None:
     return found[0] if found else None
 
 
-
 def train_command(profile: dict, data: Path, logs: Path, run_name: str, seed: int) -> list[str]:
     """The demo's ``signwrite train`` arguments for a profile (benchmarks/bench_demo.py varies them)."""
     return ["--data-dir", str(data), "--logdir", str(logs), "--run", run_name, "--weights", "none",
@@ -161,6 +160,7 @@ def train_command(profile: dict, data: Path, logs: Path, run_name: str, seed: in
             # The checkpoint is picked on validation clip top-1 (ties: frame accuracy, then loss):
             # on 3-4 validation signers, val_loss can favour the untrained first epoch
             *(["--colour"] if profile["colour"] else []), "--monitor", "val_clip_top1"]
+
 
 def run_demo(s: DemoSettings) -> int:
     from signwrite import extract_frames, fetch, predict, train

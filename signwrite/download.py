@@ -77,6 +77,11 @@ def copy_local(source: Source, videos_dir: Path) -> Path:
     return dst
 
 
+def _archive_key(info: dict) -> str:
+    """A video's line in yt-dlp's download archive: "<extractor> <id>"."""
+    return f"{info.get('extractor_key', '').lower()} {info['id']}"
+
+
 def _check_download(path: Path, videos_dir: Path, info: dict | None, source: Source) -> None:
     """A download that is not a readable video (a web page, a cut-off file) is removed, and so
     is its archive line, so the next run fetches it afresh instead of taking it as done."""
@@ -89,7 +94,7 @@ def _check_download(path: Path, videos_dir: Path, info: dict | None, source: Sou
         path.unlink(missing_ok=True)
         archive = Path(videos_dir) / ARCHIVE_NAME
         if info and info.get("id") and archive.is_file():
-            key = f"{info.get('extractor_key', '').lower()} {info['id']}"
+            key = _archive_key(info)
             lines = archive.read_text(encoding="utf-8").splitlines(keepends=True)
             kept = [line for line in lines if line.strip() != key]
             if kept != lines:
@@ -211,7 +216,7 @@ def download(source: Source, videos_dir: Path) -> Path:
         _check_download(path, videos_dir, info, source)
         return path
     if logger.archived:
-        key = f"{info['extractor_key'].lower()} {info['id']}" if info and info.get("id") else "its line"
+        key = _archive_key(info) if info and info.get("id") else "its line"
         raise SignwriteError(
             f"{source.url}: {Path(videos_dir) / ARCHIVE_NAME} lists it as downloaded ({key!r}) but "
             f"{Path(videos_dir) / source.video}.* is gone (deleted, or another row of sources.csv is "

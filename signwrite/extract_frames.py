@@ -36,8 +36,8 @@ from signwrite import video
 from signwrite.cli import interrupts_held, run, setup_logging
 from signwrite.clip_times import label_problem, parse_shard, shard_filter
 from signwrite.errors import DiskFullError, InputError, SignwriteError, VideoError
-from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, folder_lock, is_disk_full,
-                              remove_stale_temps, write_text, writer_tag)
+from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, is_disk_full,
+                              remove_stale_temps, stage_lock, write_text, writer_tag)
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
     n_work = sum(not r.folder(frames_dir).is_dir() or not (settings.shard or r.clip_id in known_fps)
                  for r in rows)
     # The pool closes before the lock is released, so no worker writes after this run ends.
-    with _lock(frames_dir, settings.shard), _worker_pool(min(settings.jobs, n_work)) as pool:
+    with stage_lock(frames_dir, "extract_frames", settings.shard), _worker_pool(min(settings.jobs, n_work)) as pool:
         try:
             return _extract_locked(settings, all_rows, rows, known_fps, pool)
         except BaseException:  # Ctrl-C or an error: stop the workers, then tidy what they left
@@ -412,18 +412,6 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
                 pool.join()
             remove_stale_temps(frames_dir, only_dead_writers=bool(settings.shard))
             raise
-
-
-@contextlib.contextmanager
-def _lock(frames_dir: Path, shard: tuple[int, int] | None):
-    """One full run at a time; shards may run side by side, but never next to a full run."""
-    if shard is None:
-        with folder_lock(frames_dir, "extract_frames"):
-            yield
-    else:
-        with folder_lock(frames_dir, "extract_frames", shared=True), \
-                folder_lock(frames_dir, f"extract_frames-shard-{shard[0]}-of-{shard[1]}"):
-            yield
 
 
 def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: list[ClipRow],

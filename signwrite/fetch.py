@@ -26,7 +26,7 @@ from signwrite import __version__, clip_times
 from signwrite.clip_times import Clip
 from signwrite.download import VideoResult, fetch_video, find_video
 from signwrite.errors import DiskFullError, SignwriteError, VideoError
-from signwrite.fsutil import folder_lock, remove_stale_temps, write_text
+from signwrite.fsutil import remove_stale_temps, stage_lock, write_text
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def fetch(settings: FetchSettings) -> int:
         log.info("shard %d/%d: %d of %d videos, %d clips", *s.shard, len(videos), len(sources), len(mine))
 
     data = Path(s.data_dir)
-    with _lock(data, s.shard):
+    with stage_lock(data, "fetch", s.shard):
         # A shard shares the folder: it leaves alone the temps of other shards still running.
         only_dead = s.shard is not None
         n = (remove_stale_temps(data / "videos", only_dead_writers=only_dead)
@@ -101,17 +101,6 @@ def fetch(settings: FetchSettings) -> int:
     print(report, flush=True)
     failed = any(r.status == "failed" for r in video_results) or any(r.status == "failed" for r in clip_results)
     return 1 if failed else 0
-
-
-@contextlib.contextmanager
-def _lock(data: Path, shard: tuple[int, int] | None):
-    """One full run at a time; shards may run side by side, but never next to a full run."""
-    if shard is None:
-        with folder_lock(data, "fetch"):
-            yield
-    else:
-        with folder_lock(data, "fetch", shared=True), folder_lock(data, f"fetch-shard-{shard[0]}-of-{shard[1]}"):
-            yield
 
 
 def _place_existing_clips(data: Path, clips: list[Clip]) -> tuple[list[ClipResult], list[Clip]]:

@@ -75,6 +75,11 @@ _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _FULL_TEXTS = tuple(os.strerror(e) for e in _FULL_ERRNOS)
 
 
+def mentions_full_disk(text: str) -> bool:
+    """Whether a message (a library's, a tool's stderr) says a write found no space left."""
+    return any(t in text for t in _FULL_TEXTS)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc``, or an exception it came from, is a write that found no space left.
 
@@ -88,7 +93,7 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
             return True
-        if any(text in str(exc) for text in _FULL_TEXTS):
+        if mentions_full_disk(str(exc)):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -230,3 +235,15 @@ def folder_lock(folder: Path, stage: str, *, shared: bool = False):
         yield
     finally:
         fh.close()
+
+
+@contextlib.contextmanager
+def stage_lock(folder: Path, stage: str, shard: tuple[int, int] | None):
+    """A stage's lock on its folder: one full run at a time; shards (``--shard I/N``) may run
+    side by side, one of each, but never next to a full run."""
+    if shard is None:
+        with folder_lock(folder, stage):
+            yield
+    else:
+        with folder_lock(folder, stage, shared=True), folder_lock(folder, f"{stage}-shard-{shard[0]}-of-{shard[1]}"):
+            yield

@@ -516,8 +516,6 @@ def train(s: TrainSettings) -> dict | None:
 
 
 def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief: bool = True) -> dict | None:
-    from signwrite import data
-
     run_dir = s.logdir / s.run
     with folder_lock(run_dir, "train"):
         remove_stale_temps(run_dir)

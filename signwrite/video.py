@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from signwrite.errors import SignwriteError, VideoError
-from signwrite.fsutil import atomic_path
+from signwrite.fsutil import atomic_path, mentions_full_disk
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def cut_clip(src: Path, dst: Path, start: float, end: float, *, crf: int = 18,
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             msg = (proc.stderr or "").strip().splitlines()
-            if os.strerror(errno.ENOSPC) in (proc.stderr or ""):
+            if mentions_full_disk(proc.stderr or ""):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))  # atomic_path says it plainly
             raise VideoError(f"{src}: cutting {start:g}-{end:g} s failed: {msg[-1] if msg else 'ffmpeg error'}")
         # ffmpeg writes a valid but empty MP4 when no frame of the span decodes (a video
