@@ -60,3 +60,7 @@ class RunError(SignwriteError):
 
 class WeightsError(SignwriteError):
     """Backbone weights that cannot be had (no network for imagenet, a bad local file)."""
+
+
+class HandModelError(SignwriteError):
+    """MediaPipe's hand model (hand_landmarker.task) that cannot be had or does not load."""

@@ -1,7 +1,7 @@
 """Stage 2: sample JPEG frames from every clip (data/clips -> data/frames).
 
     python -m signwrite.extract_frames [--data-dir data] [--frames-per-clip N | --fps F |
-                                        --all-frames] [--size PX] [--jobs N] [--shard I/N]
+                                        --all-frames] [--size PX] [--hands] [--jobs N] [--shard I/N]
 
 Reads data/clips/clips.csv (written by fetch). Writes one folder of JPEGs per clip,
 data/frames/<split>/<label>/<clip_id>/<clip_id>-NNNN.jpg (NNNN: the frame's 0-based index
@@ -9,7 +9,9 @@ in the clip), then data/frames/frames.csv, data/frames/extract_config.json and a
 sheet per label (data/frames/contact_sheets/<label>.jpg). docs/CONTRACTS.md pins the formats.
 
 A clip folder is filled under a temp name and renamed into place, so it is whole or
-absent; a re-run only does the clips whose folder is missing.
+absent; a re-run only does the clips whose folder is missing. ``--hands`` also finds the
+hands in the same sampled frames (signwrite.extract_hands: landmarks and hand crops under
+data/hands/, listed in frames.csv); on frames already extracted it adds only the hands.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from signwrite import video
+from signwrite import extract_hands, video
 from signwrite.cli import interrupts_held, run, setup_logging
 from signwrite.clip_times import label_problem, parse_shard, shard_filter
 from signwrite.errors import DiskFullError, InputError, SignwriteError, VideoError
@@ -42,13 +44,14 @@ from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, is_disk_
 log = logging.getLogger(__name__)
 
 CLIPS_COLUMNS = ["clip_id", "label", "video", "start", "end", "split", "path", "frames"]
-FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames"]
+FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames",
+                  *extract_hands.HANDS_COLUMNS]
 SAMPLING_KEYS = ("frames_per_clip", "fps", "all_frames", "size", "jpeg_quality")
 SPLITS = ("train", "test")
 SHEET_FRAMES = 6  # thumbnails across a contact-sheet row: enough to see a sign begin and end
 SHEET_THUMB_HEIGHT = 96
 SHEET_MAX_ROWS = 500  # JPEG images stop at 65535 pixels high
-SHEET_VERSION = 1  # bump when the sheet layout changes, so existing sheets are redrawn
+SHEET_VERSION = 2  # bump when the sheet layout changes, so existing sheets are redrawn
 
 
 @dataclass
@@ -61,9 +64,12 @@ class ExtractSettings:
     jpeg_quality: int = 95
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     shard: tuple[int, int] | None = None  # (i, n): only clips whose id hashes to shard i of n
+    hands: bool = False  # also MediaPipe hand landmarks and a square hand crop (``size`` px) per frame
+    hand_model: Path | None = None  # hand_landmarker.task; default: the one in the user cache
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir)
+        self.hand_model = Path(self.hand_model) if self.hand_model else None
         if isinstance(self.shard, str):
             self.shard = parse_shard(self.shard)
         if self.fps is not None and self.all_frames:
@@ -112,6 +118,8 @@ class ClipResult:
     names: list[str] = field(default_factory=list)  # JPEG file names, in time order
     error: str = ""
     extracted: bool = False
+    crops: list[str] | None = None  # hand crop names, in time order; None: hands not found (yet)
+    hands_found: bool = False  # this run found the clip's hands
 
 
 @dataclass
@@ -126,10 +134,13 @@ class ExtractReport:
     n_frames: int = 0
     labels: int = 0
     sheets_written: int = 0
+    hands_found: int = 0  # clips whose hands this run found
+    hands: extract_hands.HandsSummary | None = None
 
     def summary(self) -> str:
         head = f"shard {self.shard[0]}/{self.shard[1]}: " if self.shard else ""
-        lines = [f"extract_frames: {head}{self.clips} clips: {self.extracted} extracted, "
+        hands = f", hands found in {self.hands_found}" if self.hands_found else ""
+        lines = [f"extract_frames: {head}{self.clips} clips: {self.extracted} extracted{hands}, "
                  f"{self.already_done} already done, {len(self.failed)} failed"]
         if self.shard:
             lines.append(f"frames are in {self.frames_dir}; run again without --shard, once every "
@@ -138,6 +149,7 @@ class ExtractReport:
             lines.append(f"{self.frames_dir / 'frames.csv'}: {self.listed} clips, {self.n_frames} frames, "
                          f"{self.labels} labels; contact sheets: {self.sheets_written} redrawn "
                          f"(in {self.frames_dir / 'contact_sheets'})")
+            lines += self.hands.lines() if self.hands else []
         if self.failed:
             lines.append(f"failed ({len(self.failed)}; fix or re-cut them, then run again):")
             lines += [f"  {clip}: {why}" for clip, why in self.failed]
@@ -262,6 +274,14 @@ class _Task:
     dest: Path
     sampling: dict
     probe_only: bool = False  # the folder is done; only its fps is needed for frames.csv
+    hands_dest: Path | None = None  # find the clip's hands into this folder (with crops of crop_size)
+    crop_size: int = 0
+    hand_model: Path | None = None
+
+    @property
+    def work(self) -> bool:
+        """Decoding to do (not only a probe of a finished clip)."""
+        return not self.probe_only or self.hands_dest is not None
 
 
 def _run_task(task: _Task) -> ClipResult:
@@ -271,9 +291,16 @@ def _run_task(task: _Task) -> ClipResult:
     cid = task.row.clip_id
     try:
         if task.probe_only:
-            return ClipResult(cid, video.probe(task.row.src).fps, list_frames(task.dest, cid))
-        fps, names = extract_clip(task.row.src, task.dest, cid, task.sampling)
-        return ClipResult(cid, fps, names, extracted=True)
+            res = ClipResult(cid, video.probe(task.row.src).fps, list_frames(task.dest, cid))
+        else:
+            fps, names = extract_clip(task.row.src, task.dest, cid, task.sampling)
+            res = ClipResult(cid, fps, names, extracted=True)
+        if task.hands_dest is not None:
+            indices = [_frame_index(cid, n) for n in res.names]
+            res.crops = extract_hands.extract_clip_hands(task.row.src, task.hands_dest, cid, indices,
+                                                         task.crop_size, task.hand_model)
+            res.hands_found = True
+        return res
     except OSError as exc:
         if is_disk_full(exc):
             raise DiskFullError(disk_full_message(task.dest)) from None
@@ -394,69 +421,92 @@ def _map(pool, func, items):
 
 def extract_frames(settings: ExtractSettings) -> ExtractReport:
     """Extract every clip listed in clips.csv (or one shard of them); see the module docstring."""
-    frames_dir = settings.data_dir / "frames"
+    frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
     if (settings.data_dir / "clips" / "clips.csv").is_file():
         _start_fork_server()
     all_rows = read_clips(settings.data_dir)
+    hand_model = None
+    if settings.hands:  # before anything is written: no model, one line naming the ways to get one
+        from signwrite.hand_model import hand_model_path
+
+        hand_model = hand_model_path(settings.hand_model)
     rows = [r for r in all_rows if shard_filter(r.clip_id, settings.shard)]
     known_fps = _fps_from_frames_csv(frames_dir / "frames.csv")
     n_work = sum(not r.folder(frames_dir).is_dir() or not (settings.shard or r.clip_id in known_fps)
+                 or (settings.hands and extract_hands.finished(r.folder(hands_dir), r.clip_id) is None)
                  for r in rows)
     # The pool closes before the lock is released, so no worker writes after this run ends.
     with stage_lock(frames_dir, "extract_frames", settings.shard), _worker_pool(min(settings.jobs, n_work)) as pool:
         try:
-            return _extract_locked(settings, all_rows, rows, known_fps, pool)
+            return _extract_locked(settings, all_rows, rows, known_fps, pool, hand_model)
         except BaseException:  # Ctrl-C or an error: stop the workers, then tidy what they left
             if pool is not None:
                 pool.terminate()
                 pool.join()
-            remove_stale_temps(frames_dir, only_dead_writers=bool(settings.shard))
+            for folder in (frames_dir, hands_dir):
+                remove_stale_temps(folder, only_dead_writers=bool(settings.shard))
             raise
 
 
 def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: list[ClipRow],
-                    known_fps: dict[str, float], pool) -> ExtractReport:
+                    known_fps: dict[str, float], pool, hand_model: Path | None = None) -> ExtractReport:
     """The stage proper, under the lock: check settings, extract, write the index and sheets."""
     from tqdm import tqdm
 
-    frames_dir = settings.data_dir / "frames"
+    frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
     sampling = settings.sampling()
     report = ExtractReport(frames_dir, settings.shard, clips=len(rows))
     # A shard shares the folder: it leaves alone the temps of other shards still running.
-    stale = remove_stale_temps(frames_dir, only_dead_writers=bool(settings.shard))
+    stale = sum(remove_stale_temps(folder, only_dead_writers=bool(settings.shard))
+                for folder in (frames_dir, hands_dir) if folder.is_dir())
     if stale:
         log.info("removed %d unfinished temp file(s)/folder(s) from an interrupted run", stale)
     _check_config(frames_dir, sampling, all_rows)
+    if hand_model is not None:
+        hand_config = extract_hands.hand_settings(settings.size, hand_model)
+        done = any(extract_hands.finished(r.folder(hands_dir), r.clip_id) is not None for r in all_rows)
+        extract_hands.check_hand_settings(hands_dir, hand_config, done)
     _write_if_changed(frames_dir / "extract_config.json", json.dumps(sampling, indent=2) + "\n")
+    if hand_model is not None:
+        _write_if_changed(hands_dir / "hands_config.json", json.dumps(hand_config, indent=2) + "\n")
 
     results: dict[str, ClipResult] = {}
     tasks = []
     for r in rows:
         folder = r.folder(frames_dir)
         names = _finished(folder, r.clip_id)
+        crops = extract_hands.finished(r.folder(hands_dir), r.clip_id)
+        hands_todo = {} if hand_model is None or crops is not None else dict(
+            hands_dest=r.folder(hands_dir), crop_size=settings.size, hand_model=hand_model)
         if names is None and folder.exists():
             results[r.clip_id] = ClipResult(r.clip_id, error=f"{folder}: holds other files but no frames of "
                                             "this clip; delete the folder and run again")
         elif names is None:
-            tasks.append(_Task(r, folder, sampling))
+            tasks.append(_Task(r, folder, sampling, **hands_todo))
         else:
             report.already_done += 1
-            if r.clip_id in known_fps or settings.shard:
-                results[r.clip_id] = ClipResult(r.clip_id, known_fps.get(r.clip_id), names)
+            if (r.clip_id in known_fps or settings.shard) and not hands_todo:
+                results[r.clip_id] = ClipResult(r.clip_id, known_fps.get(r.clip_id), names, crops=crops)
             else:
-                tasks.append(_Task(r, folder, sampling, probe_only=True))
+                tasks.append(_Task(r, folder, sampling, probe_only=True, **hands_todo))
     # Longest clips first, so no worker is left with a long clip at the end.
     tasks.sort(key=lambda t: -_size(t.row.src))
-    todo = sum(not t.probe_only for t in tasks)
+    todo = sum(t.work for t in tasks)
     if todo:
-        log.info("extracting %d clip(s) with %d job(s) into %s", todo, min(settings.jobs, todo), frames_dir)
+        what = "extracting (frames, hands)" if hand_model is not None else "extracting"
+        log.info("%s %d clip(s) with %d job(s) into %s", what, todo, min(settings.jobs, todo), frames_dir)
     with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=None if tasks else True) as bar:
         for res in _map(pool, _run_task, tasks):
             results[res.clip_id] = res
             if res.error:
                 log.warning("%s: skipped: %s", res.clip_id, res.error)
             report.extracted += res.extracted
+            report.hands_found += res.hands_found
             bar.update()
+    for r in rows:  # a probed clip's hands were already there
+        res = results[r.clip_id]
+        if res.crops is None and not res.error:
+            res.crops = extract_hands.finished(r.folder(hands_dir), r.clip_id)
     report.failed = sorted((c, res.error) for c, res in results.items() if res.error)
     _warn_strays(frames_dir, {r.folder(frames_dir) for r in all_rows})
     if settings.shard:
@@ -467,6 +517,7 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
     _write_if_changed(frames_dir / "frames.csv", table.to_csv(index=False, lineterminator="\n"))
     report.listed, report.n_frames = len(table), int(table["n_frames"].sum())
     report.labels = table["label"].nunique()
+    report.hands = extract_hands.HandsSummary.of(table)
     report.sheets_written = update_contact_sheets(frames_dir, table, pool)
     return report
 
@@ -551,9 +602,13 @@ def _frames_table(rows: list[ClipRow], results: dict[str, ClipResult]):
     for r in rows:
         res = results[r.clip_id]
         rel = f"{r.split}/{r.label}/{r.clip_id}"
+        hands = {"landmarks": "", "hand_frames": "", "crops": ""}
+        if res.crops is not None:
+            hands = {"landmarks": f"{rel}/{r.clip_id}.npz", "hand_frames": len(res.crops),
+                     "crops": ";".join(f"{rel}/{n}" for n in res.crops)}
         records.append({"split": r.split, "label": r.label, "clip_id": r.clip_id, "video": r.video,
                         "start": r.start, "end": r.end, "fps": res.fps, "n_frames": len(res.names),
-                        "frames": ";".join(f"{rel}/{n}" for n in res.names)})
+                        "frames": ";".join(f"{rel}/{n}" for n in res.names), **hands})
     table = pd.DataFrame(records, columns=FRAMES_COLUMNS)
     return table.sort_values(["split", "label", "clip_id"], kind="stable").reset_index(drop=True)
 
@@ -582,7 +637,7 @@ def update_contact_sheets(frames_dir: Path, table, pool=None) -> int:
         index = {}
     jobs, wanted = [], {}
     for label, group in table.groupby("label", sort=True):
-        rows = group[["clip_id", "start", "end", "fps", "frames"]].astype(str).values.tolist()
+        rows = group[["clip_id", "start", "end", "fps", "frames", "landmarks", "hand_frames"]].astype(str).values.tolist()
         sig = hashlib.sha1(json.dumps([SHEET_VERSION, rows]).encode()).hexdigest()
         wanted[label] = sig
         if index.get(label) != sig or not (sheets_dir / f"{label}.jpg").is_file():
@@ -630,9 +685,17 @@ def write_file(path: Path, data) -> None:
 
 
 def _sheet_row(frames_dir: Path, rec: dict) -> np.ndarray:
+    """A clip's row of thumbnails, with the hands' skeleton drawn where they were found."""
     import cv2
 
+    from signwrite.hands import HandFrames, draw_skeleton
+
     names = rec["frames"].split(";") if rec["frames"] else []
+    skeletons = {}
+    if rec.get("landmarks"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            found = HandFrames.load(extract_hands.hands_dir(frames_dir.parent) / rec["landmarks"])
+            skeletons = dict(zip(found.frame_index.tolist(), found.image))
     picks = sorted({round(x) for x in np.linspace(0, len(names) - 1, min(SHEET_FRAMES, len(names)))})
     thumbs = []
     for k in picks:
@@ -643,7 +706,10 @@ def _sheet_row(frames_dir: Path, rec: dict) -> np.ndarray:
         h, w = img.shape[:2]
         img = cv2.resize(img, (max(1, round(w * SHEET_THUMB_HEIGHT / h)), SHEET_THUMB_HEIGHT),
                          interpolation=cv2.INTER_LINEAR)
-        t = float(rec["start"]) + _frame_index(rec["clip_id"], Path(names[k]).name) / float(rec["fps"])
+        index = _frame_index(rec["clip_id"], Path(names[k]).name)
+        if index in skeletons:
+            draw_skeleton(img, skeletons[index], thickness=1)
+        t = float(rec["start"]) + index / float(rec["fps"])
         cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2,
                     cv2.LINE_AA)
         cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
@@ -707,6 +773,13 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--all-frames", action="store_true", help="every frame of every clip instead")
     p.add_argument("--size", type=_positive(int), default=299, metavar="PX",
                    help="resize so the short side is PX pixels, aspect kept (default: 299)")
+    p.add_argument("--hands", action="store_true",
+                   help="also find the hands in every sampled frame (MediaPipe HandLandmarker): landmarks per "
+                        "clip and a square crop of the signing hand (--size px) per frame, under DATA/hands/ "
+                        "and listed in frames.csv; on frames already extracted, adds only the hands")
+    p.add_argument("--hand-model", type=Path, metavar="PATH",
+                   help="the hand_landmarker.task to use (default: the one in the user cache; see "
+                        "`signwrite hand-model`)")
     p.add_argument("--jobs", type=_positive(int), default=os.cpu_count() or 1, metavar="N",
                    help="clips decoded in parallel (default: all %(default)s cores)")
     p.add_argument("--shard", metavar="I/N",
@@ -723,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     def stage() -> int:
         settings = ExtractSettings(data_dir=args.data_dir, frames_per_clip=args.frames_per_clip or 16,
                                    fps=args.fps, all_frames=args.all_frames, size=args.size, jobs=args.jobs,
-                                   shard=parse_shard(args.shard))
+                                   shard=parse_shard(args.shard), hands=args.hands, hand_model=args.hand_model)
         report = extract_frames(settings)
         print(report.summary())
         return 1 if report.failed else 0

@@ -139,8 +139,9 @@ def test_frames_csv_and_config_follow_the_contract(data_dir):
     extract(data_dir)
     frames_dir = data_dir / "frames"
     lines = (frames_dir / "frames.csv").read_text().splitlines()
-    assert lines[0] == "split,label,clip_id,video,start,end,fps,n_frames,frames"
+    assert lines[0] == "split,label,clip_id,video,start,end,fps,n_frames,frames,landmarks,hand_frames,crops"
     table = pd.read_csv(frames_dir / "frames.csv", dtype=str, keep_default_na=False)
+    assert (table[["landmarks", "hand_frames", "crops"]] == "").all().all()  # no --hands: no hands listed
     clips = read_clips_csv(data_dir)
     assert list(zip(table.split, table.label, table.clip_id)) == sorted(zip(clips.split, clips.label, clips.clip_id))
     assert [r.split for r in table.itertuples()] == ["test", "test", "train", "train", "train"]
