@@ -89,6 +89,36 @@ def explode_frames(clips, data_dir: Path):
     return pd.DataFrame(rows, columns=["split", "label", "clip_id", "video", "path", "index", "position"])
 
 
+HANDS_FIX = "run `signwrite extract-frames --hands` on this data folder first"
+
+
+def check_hands(clips, data_dir: Path) -> None:
+    """A SignwriteError unless extract-frames --hands has found the hands of every clip."""
+    missing = clips[clips.get("landmarks", "").astype(str) == ""].clip_id.tolist() if "landmarks" in clips else \
+        clips.clip_id.tolist()
+    if missing:
+        raise SignwriteError(f"{frames_dir(data_dir) / 'frames.csv'}: {len(missing)} of {len(clips)} clip(s) "
+                             f"have no hands listed (e.g. {missing[0]}); {HANDS_FIX}")
+
+
+def explode_crops(clips, data_dir: Path):
+    """Like explode_frames, for the signing hand's crops (data/hands): one row per crop.
+    A clip whose hand was never found has no rows (see clips_without_hand)."""
+    import pandas as pd
+
+    root = (Path(data_dir) / "hands").resolve()
+    rows = []
+    for clip in clips.itertuples(index=False):
+        for position, rel in enumerate(f for f in str(clip.crops).split(";") if f):
+            rows.append((clip.split, clip.label, clip.clip_id, clip.video, str(root / rel),
+                         frame_number(rel), position))
+    return pd.DataFrame(rows, columns=["split", "label", "clip_id", "video", "path", "index", "position"])
+
+
+def clips_without_hand(clips):
+    return clips[clips.crops.astype(str) == ""]
+
+
 def frame_number(rel_path: str) -> int:
     """NNNN in <clip_id>-NNNN.jpg: the frame's index within its clip."""
     stem = Path(rel_path).stem

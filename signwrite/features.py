@@ -23,8 +23,10 @@ from signwrite.fsutil import atomic_path
 log = logging.getLogger(__name__)
 
 
-def cache_dir(data_dir: Path, backbone: str, weights_tag: str, image_size: int) -> Path:
-    return Path(data_dir) / "features" / f"{backbone}_{weights_tag}_{image_size}px"
+def cache_dir(data_dir: Path, backbone: str, weights_tag: str, image_size: int, input: str = "frames") -> Path:
+    """Hand crops are named like the frames they come from: they get their own cache."""
+    suffix = "" if input == "frames" else f"_{input}"
+    return Path(data_dir) / "features" / f"{backbone}_{weights_tag}_{image_size}px{suffix}"
 
 
 def clip_file(cache: Path, clip) -> Path:

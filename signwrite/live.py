@@ -168,7 +168,8 @@ class CameraSource:
 # -- the rolling window -----------------------------------------------------------------------
 
 class RollingWindow:
-    """Per-frame probabilities of the last ``seconds`` of stream, aggregated like a training clip."""
+    """What each frame of the last ``seconds`` of stream gave (its probabilities, or for a
+    landmark run its hands), sampled like a training clip."""
 
     def __init__(self, seconds: float, sampling: dict):
         self.seconds = seconds
@@ -186,10 +187,51 @@ class RollingWindow:
     def full(self, frame_period: float) -> bool:
         return bool(self.items) and self.items[-1][0] - self.first_time >= self.seconds - frame_period - 1e-9
 
-    def probs(self, aggregate) -> np.ndarray:
+    def sampled(self) -> list:
         n = len(self.items)
-        idx = sample_indices(n, n / self.seconds, **self.sampling)
-        return np.asarray(aggregate(np.stack([self.items[i][1] for i in idx])))
+        return [self.items[i][1] for i in sample_indices(n, n / self.seconds, **self.sampling)]
+
+    def probs(self, aggregate) -> np.ndarray:
+        return np.asarray(aggregate(np.stack(self.sampled())))
+
+
+class FrameClassifier:
+    """A frame in, what the rolling window keeps out, for each kind of run; ``window_probs``
+    then gives the window's probabilities (None: no hand in the window, no prediction)."""
+
+    def __init__(self, run, stack: contextlib.ExitStack):
+        self.run = run
+        self.tracker = stack.enter_context(run.hand_tracker()) if run.input != "frames" else None
+        self.hands = None  # the last frame's hands (2, 21, 3), to draw
+
+    def __call__(self, frame: np.ndarray, t: float):
+        run = self.run
+        if self.tracker is None:
+            return np.asarray(run.predict_frames([as_extracted(frame, run.sampling or {})]))[0]
+        image, _, handedness, _ = self.tracker.detect(frame, t * 1000)
+        self.hands = image
+        if run.input == "landmarks":
+            return image, handedness, frame.shape[1], frame.shape[0]
+        from signwrite.hands import ABSENT, crop_hand
+
+        present = np.flatnonzero(handedness != ABSENT)
+        if not len(present):
+            return None
+        crop = as_extracted(crop_hand(frame, image[present[0]], int(run.sampling["size"])), {"jpeg_quality": 95})
+        return np.asarray(run.predict_frames([crop]))[0]
+
+    def window_probs(self, items: list) -> np.ndarray | None:
+        run = self.run
+        if run.input == "landmarks":
+            from signwrite.hands import HandFrames
+
+            found = HandFrames.empty(range(len(items)), items[0][2], items[0][3])
+            for k, (image, handedness, _, _) in enumerate(items):
+                found.image[k], found.handedness[k] = image, handedness
+            probs, has_hand = run.classify_hands([found])
+            return probs[0] if has_hand[0] else None
+        have = [p for p in items if p is not None]
+        return np.asarray(run.aggregate(np.stack(have))) if have else None
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -289,31 +331,35 @@ def live(s: LiveSettings, run=None) -> dict:
         raise
     session, run_name = now_iso(), str(s.run)
     window = RollingWindow(seconds, sampling_kwargs(run))
-    sampling = run.sampling or {}
     log.info("live: %s with run %s, window %.2f s, recording predictions >= %.2f in %s",
              source.name, run_name, seconds, s.threshold, db)
     frames = rows = 0
     last_print, last_label, started = -1e9, None, time.monotonic()
     recent = collections.deque(maxlen=30)  # when the last frames were done, for the fps shown
     try:
-        with stop_on_sigint() as stopped:
+        with stop_on_sigint() as stopped, contextlib.ExitStack() as stack:
+            classify = FrameClassifier(run, stack)
             while not stopped.is_set() and (s.max_frames is None or frames < s.max_frames):
                 got = source.read()
                 if got is None:
                     break
                 frame, t = got
                 with stdout_to_stderr():
-                    probs = np.asarray(run.predict_frames([as_extracted(frame, sampling)]))[0]
+                    window.add(t, classify(frame, t))
+                    probs = classify.window_probs(window.sampled()) if window.full(1 / source.fps) else None
                 frames += 1
-                window.add(t, probs)
                 recent.append(time.monotonic())
                 fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9) if len(recent) > 1 else 0.0
-                top = top_k(window.probs(run.aggregate), run.labels, 3) if window.full(1 / source.fps) else []
+                top = top_k(probs, run.labels, 3) if probs is not None else []
                 if top and top[0]["probability"] >= s.threshold:
                     record(conn, (now_iso(), top[0]["label"], top[0]["probability"], run_name, source.name,
                                   session, round(t, 3)))
                     rows += 1
                 if s.show:
+                    if classify.hands is not None:
+                        from signwrite.hands import draw_skeleton
+
+                        draw_skeleton(frame, classify.hands)
                     if not show(draw_overlay(frame, top, fps)):
                         break
                 elif top and (top[0]["label"] != last_label or t - last_print >= PRINT_EVERY):

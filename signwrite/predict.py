@@ -10,6 +10,11 @@ sees a video exactly as training saw its clips.
 Transcription decodes the long video once, front to back, and runs the model once per
 sampled frame; each window's prediction is the run's aggregation of the frame
 probabilities it holds, so overlapping windows cost nothing extra.
+
+A run trained on hands (``--input hands`` or ``landmarks``) finds the hands itself, with
+MediaPipe's tracker over the video's own frames, as extract-frames --hands did: a landmark
+run classifies each window's sequence of hand landmarks, a hands run the crops of the
+signing hand. Where no hand is found there is no prediction (and, transcribing, no sign).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import numpy as np
 
 from signwrite import transcribe as tr
 from signwrite.errors import RunError, SignwriteError, VideoError
+from signwrite.hand_model import hand_model_path
+from signwrite.hands import HandFrames, track_frames
 from signwrite.video import probe, read_sampled, resize_short_side, sample_indices
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ class ClipPrediction:
     n_frames: int
     probs: np.ndarray  # (C,)
     timings: dict = field(default_factory=dict)  # seconds spent decoding / in the model
+    has_hand: bool = True  # a hand-based run found a hand (else probs are zeros: no prediction)
 
 
 # -- reading a run the way predict needs it --------------------------------------------------
@@ -195,17 +203,49 @@ def classify_video(run, path: Path, start: float | None = None, end: float | Non
         return [first + i for i in sample_indices(stop - first, info.fps, **sampling_kwargs(run))]
 
     t0 = time.perf_counter()
-    info, got, frames = read_sampled(path, choose, transform=lambda f: as_extracted(f, sampling))
+    hand_based = run.input != "frames"  # hands are found at the video's own resolution
+    info, got, frames = read_sampled(path, choose, transform=None if hand_based else
+                                     lambda f: as_extracted(f, sampling))
     t1 = time.perf_counter()
     wanted = len(choose(info))
     if len(got) < wanted:
         log.warning("%s: only %d of the %d sampled frames decode (the file may be truncated); "
                     "classified from those", path, len(got), wanted)
+    has_hand = True
     with stdout_to_stderr():
-        probs = run.aggregate(run.predict_frames(frames))
+        if hand_based:
+            found = track_frames(frames, got, info.fps, hand_model_path())
+            probs, has = probs_from_hands(run, [found], [frames])
+            probs, has_hand = probs[0], bool(has[0])
+        else:
+            probs = run.aggregate(run.predict_frames(frames))
     t2 = time.perf_counter()
     return ClipPrediction(Path(path), span[0], span[1], len(got), np.asarray(probs),
-                          {"decode_s": t1 - t0, "model_s": t2 - t1})
+                          {"decode_s": t1 - t0, "model_s": t2 - t1}, has_hand)
+
+
+def hand_crops(frames, found, size: int) -> list[np.ndarray]:
+    """The signing hand's crops of the frames that show it, made as extract-frames made them."""
+    from signwrite.extract_hands import JPEG_QUALITY
+    from signwrite.hands import ABSENT, crop_hand
+
+    slot = found.signing_slot()
+    return [as_extracted(crop_hand(f, found.image[t, slot], size), {"jpeg_quality": JPEG_QUALITY})
+            for t, f in enumerate(frames) if found.handedness[t, slot] != ABSENT]
+
+
+def probs_from_hands(run, clips, frames=None) -> tuple[np.ndarray, np.ndarray]:
+    """A hand-based run on clips' hands (and, for a hands run, their frames): (probs (n, C),
+    has_hand (n,)); a clip without a hand gets zeros."""
+    if run.input == "landmarks":
+        return run.classify_hands(clips)
+    probs = np.zeros((len(clips), len(run.labels)), np.float32)
+    has_hand = np.zeros(len(clips), bool)
+    for i, (found, clip_frames) in enumerate(zip(clips, frames)):
+        crops = hand_crops(clip_frames, found, int(run.sampling["size"]))
+        if crops:
+            probs[i], has_hand[i] = run.aggregate(run.predict_frames(crops)), True
+    return probs, has_hand
 
 
 def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[dict]:
@@ -234,6 +274,8 @@ def transcribe_video(run, path: Path, *, window: float | None = None, stride: fl
     log.info("%s: %d windows of %.2f s every %.2f s; %d frames to classify",
              path, len(plan), window, stride, len(wanted))
 
+    if run.input == "landmarks":
+        return transcribe_landmarks(run, path, info, plan, wanted, window, stride, threshold, min_windows)
     frame_probs: dict[int, np.ndarray] = {}
     batch: list[tuple[int, np.ndarray]] = []
 
@@ -244,16 +286,25 @@ def transcribe_video(run, path: Path, *, window: float | None = None, stride: fl
         batch.clear()
 
     sampling = run.sampling or {}
-    for i, frame in tqdm(iter_frames(path, wanted), total=len(wanted), unit="frame", desc="transcribe",
-                         file=sys.stderr, disable=None):
-        batch.append((i, as_extracted(frame, sampling)))
-        if len(batch) >= batch_size:
+    decoded = 0
+    with contextlib.ExitStack() as stack:
+        tracker = stack.enter_context(run.hand_tracker()) if run.input == "hands" else None
+        for i, frame in tqdm(iter_frames(path, wanted), total=len(wanted), unit="frame", desc="transcribe",
+                             file=sys.stderr, disable=None):
+            decoded += 1
+            if tracker is None:
+                batch.append((i, as_extracted(frame, sampling)))
+            else:  # the crop of the hand, where there is one; no hand, no probabilities
+                found = HandFrames.empty([i], *frame.shape[1::-1])
+                found.image[0], _, found.handedness[0], _ = tracker.detect(frame, i * 1000 / info.fps)
+                batch += [(i, crop) for crop in hand_crops([frame], found, int(sampling["size"]))]
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
-    if len(frame_probs) < len(wanted):
+    if decoded < len(wanted):
         log.warning("%s: %d of %d frames could not be decoded (the file promises more than it holds)",
-                    path, len(wanted) - len(frame_probs), len(wanted))
+                    path, len(wanted) - decoded, len(wanted))
 
     starts, ends, window_probs = [], [], []
     for a, b, idx in plan:
@@ -263,6 +314,9 @@ def transcribe_video(run, path: Path, *, window: float | None = None, stride: fl
             ends.append(b / info.fps)
             window_probs.append(np.asarray(run.aggregate(np.stack(have))))
     if not window_probs:
+        if decoded and run.input != "frames":
+            raise VideoError(f"{path}: no hand was found in any frame, so this hand-based run cannot "
+                             "transcribe it; check that the signing hand is in the picture")
         raise VideoError(f"{path}: no frame could be decoded; the file may be truncated")
     segments = tr.segments_from_windows(starts, ends, np.stack(window_probs), run.labels,
                                         threshold=threshold, min_windows=min_windows)
@@ -273,6 +327,54 @@ def transcribe_video(run, path: Path, *, window: float | None = None, stride: fl
     return {"video": str(path), "window": window, "stride": stride, "threshold": threshold,
             "segments": segments, "text": tr.transcript_text(segments, run.labels),
             "windows": {"start": starts, "end": ends, "probs": np.stack(window_probs)}}
+
+
+def transcribe_landmarks(run, path: Path, info, plan, wanted, window: float, stride: float,
+                         threshold: float, min_windows: int) -> dict:
+    """transcribe_video for a landmark run: the hands of every sampled frame, tracked once in
+    order, then each window's sequence of them through the model."""
+    from tqdm import tqdm
+
+    found = None
+    with run.hand_tracker() as tracker:
+        for t, (i, frame) in enumerate(tqdm(iter_frames(path, wanted), total=len(wanted), unit="frame",
+                                            desc="transcribe", file=sys.stderr, disable=None)):
+            if found is None:
+                found = HandFrames.empty(wanted, *frame.shape[1::-1])
+            found.image[t], found.world[t], found.handedness[t], found.score[t] = \
+                tracker.detect(frame, i * 1000 / info.fps)
+    if found is None:
+        raise VideoError(f"{path}: no frame could be decoded; the file may be truncated")
+    row = {i: t for t, i in enumerate(wanted)}
+    windows = [HandFrames(found.frame_index[rows], found.image[rows], found.world[rows], found.handedness[rows],
+                          found.score[rows], found.width, found.height)
+               for rows in ([row[i] for i in idx] for _, _, idx in plan)]
+    with stdout_to_stderr():
+        probs, has_hand = run.classify_hands(windows)
+    if not has_hand.any():
+        raise VideoError(f"{path}: no hand was found in any frame, so this landmark run cannot transcribe it; "
+                         "check that the signing hand is in the picture")
+    starts = [a / info.fps for (a, _, _), h in zip(plan, has_hand) if h]
+    ends = [b / info.fps for (_, b, _), h in zip(plan, has_hand) if h]
+    window_probs = probs[has_hand]
+    segments = tr.segments_from_windows(starts, ends, window_probs, run.labels, threshold=threshold,
+                                        min_windows=min_windows)
+    # a frame's probabilities: the mean of the windows that hold it (the model sees windows, not frames)
+    frame_sum = np.zeros((len(wanted), len(run.labels)))
+    frame_n = np.zeros(len(wanted))
+    for (_, _, idx), p, h in zip(plan, probs, has_hand):
+        if h:
+            rows = [row[i] for i in idx]
+            frame_sum[rows] += p
+            frame_n[rows] += 1
+    keep = frame_n > 0
+    centres = (np.asarray(wanted)[keep] + 0.5) / info.fps
+    segments = tr.tighten_edges(segments, centres, frame_sum[keep] / frame_n[keep, None], run.labels,
+                                threshold=threshold)
+    return {"video": str(path), "window": window, "stride": stride, "threshold": threshold,
+            "segments": segments, "text": tr.transcript_text(segments, run.labels),
+            "windows": {"start": starts, "end": ends, "probs": window_probs},
+            "hands_found": float(found.found.mean())}
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -340,8 +442,15 @@ def run_classify(run, s: PredictSettings) -> int:
             log.error("signwrite predict: error: %s", exc)
             results.append({"video": str(video), "error": str(exc)})
             continue
-        top = top_k(pred.probs, run.labels, s.top_k)
         log.debug("%s: decode %.3f s, model %.3f s", video, pred.timings["decode_s"], pred.timings["model_s"])
+        if not pred.has_hand:
+            failed += 1
+            why = "no hand found in any sampled frame, so this hand-based run makes no prediction"
+            log.error("signwrite predict: %s: %s; check that the signing hand is in the picture", video, why)
+            results.append({"video": str(video), "start": round(pred.start, 3), "end": round(pred.end, 3),
+                            "frames": pred.n_frames, "error": why})
+            continue
+        top = top_k(pred.probs, run.labels, s.top_k)
         results.append({"video": str(video), "start": round(pred.start, 3), "end": round(pred.end, 3),
                         "frames": pred.n_frames, "top_k": top})
         if not s.json:

@@ -161,6 +161,12 @@ def summary_text(metrics: dict, run_dir: Path) -> str:
              "frame " + pct(metrics["frame_top1"])]
     lines += [f"  (top-{k}: k >= {n} classes, so every clip is trivially right: not reported)"
               for k in ks if metrics[f"clip_top{k}"] is None]
+    if metrics.get("hands_found") is not None:
+        lines.append(f"hands found in {metrics['hands_found']:.1%} of the test frames")
+    if metrics.get("n_test_clips_without_hand"):
+        missing = metrics["test_clips_without_hand"]
+        lines.append(f"no hand found in {len(missing)} test clip(s), counted wrong at every k: "
+                     + ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
     lines += [f"files: {run_dir}/ (metrics.json, predictions.csv, confusion_matrix.png, test_predictions.png)",
               f"see:   tensorboard --logdir {run_dir.parent}"]
     return "\n".join(lines)

@@ -7,6 +7,9 @@
     run.sampling                 # the extract_config the run was trained on
     run.predict_frames(frames)   # HxWx3 uint8 BGR frames (any size) -> (n, C) float32
     run.aggregate(probs)         # (n, C) -> (C,) with the run's aggregation
+    run.input                    # "frames", "hands" (crops into the backbone) or "landmarks"
+    run.classify_hands(clips)    # landmark runs: [HandFrames, ...] -> (probs (n, C), has_hand (n,))
+    run.hand_tracker()           # hand-based runs: a HandTracker to find the hands in new video
 
 model.keras holds the whole pipeline from raw RGB frames (centre crop, resize, the
 backbone's preprocess_input, backbone, head), so nothing here can drift from training.
@@ -39,6 +42,27 @@ class Run:
     @property
     def sampling(self) -> dict:
         return dict(self.config.get("extract_config") or {})
+
+    @property
+    def input(self) -> str:
+        return self.config.get("input", "frames")
+
+    def hand_tracker(self, model_path=None):
+        """MediaPipe's hand tracker for new video (the cached hand model unless told otherwise)."""
+        from signwrite.hand_model import hand_model_path
+        from signwrite.hands import HandTracker
+
+        return HandTracker(hand_model_path(model_path))
+
+    def classify_hands(self, clips) -> tuple[np.ndarray, np.ndarray]:
+        """A landmark run on clips' hands ([hands.HandFrames, ...]): their probabilities, and
+        which clips had a hand at all (those without get a row of zeros: no prediction)."""
+        from signwrite import landmark_model as lm
+
+        spec = lm.FeatureSpec.from_dict(self.config["landmarks"]["feature_spec"])
+        points = [lm.signing_hand(c.image, c.handedness, c.width, c.height) for c in clips]
+        with interrupts_held():
+            return lm.predict(self.model, points, spec, int(self.config["landmarks"]["max_frames"]))
 
     def predict_frames(self, frames_bgr) -> np.ndarray:
         """BGR uint8 frames of any size -> (n, n_classes) float32 probabilities.

@@ -37,10 +37,16 @@ from signwrite.fsutil import TMP_MARK, atomic_path, folder_lock, remove_stale_te
 log = logging.getLogger(__name__)
 
 
+INPUTS = ("frames", "hands", "landmarks")
+
+
 @dataclass
 class TrainSettings:
     data_dir: Path = Path("data")
     logdir: Path = Path("logs")
+    input: str = "frames"  # frames: whole frames into the backbone; hands: the hand crops into it;
+    # landmarks: a small model on the signing hand's landmarks (extract-frames --hands makes both)
+    landmark_model: str = "auto"  # pool | temporal | auto (both, the better on validation kept)
     run: str | None = None  # default: <backbone>_<weights>_<size>px_<mode>, so re-running resumes
     backbone: str = "inception_v3"  # or mobilenet_v2, the fast option; small_cnn: from scratch, tiny data
     weights: str = "imagenet"  # imagenet | none (from scratch) | PATH of a weights file
@@ -72,6 +78,11 @@ class TrainSettings:
         from signwrite.metrics import AGGREGATIONS
 
         s = dataclasses.replace(self, data_dir=Path(self.data_dir), logdir=Path(self.logdir))
+        if s.input not in INPUTS or s.landmark_model not in ("auto", "pool", "temporal"):
+            raise SignwriteError(f"--input must be one of {', '.join(INPUTS)} and --landmark-model one of auto, "
+                                 f"pool, temporal. Received: input={s.input!r}, landmark_model={s.landmark_model!r}")
+        if s.input == "landmarks":
+            return s.resolved_for_landmarks()
         spec = backbones.get_spec(s.backbone)
         s.weights = backbones.check_weights(s.weights)
         if s.weights == "imagenet" and not spec.pretrained:
@@ -103,10 +114,31 @@ class TrainSettings:
             raise SignwriteError(f"--val-fraction must be in [0, 1). Received: val_fraction={s.val_fraction}")
         if not s.run:
             tag = "imagenet" if s.weights == "imagenet" else "none" if s.weights == "none" else Path(s.weights).stem
-            s.run = f"{s.backbone}_{tag}_{s.image_size}px_{s.mode}"
-        if Path(s.run).name != s.run or s.run in (".", ".."):
-            raise SignwriteError(f"--run must be a plain folder name. Received: run={s.run!r}")
-        return s
+            s.run = f"{s.backbone}_{tag}_{s.image_size}px_{s.mode}" + ("_hands" if s.input == "hands" else "")
+        return s.checked_run_name()
+
+    def resolved_for_landmarks(self) -> "TrainSettings":
+        """The backbone settings do not apply; epochs and learning rate default to the landmark model's."""
+        from signwrite.metrics import AGGREGATIONS
+
+        s = dataclasses.replace(self, backbone="none", weights="none", image_size=None, mode="landmarks")
+        if s.distribute != "none":
+            raise SignwriteError("--input landmarks trains in seconds on one CPU: run it without --distribute. "
+                                 f"Received: distribute={s.distribute!r}")
+        if s.aggregate not in AGGREGATIONS:
+            raise SignwriteError(f"--aggregate must be one of {', '.join(AGGREGATIONS)}. Received: {s.aggregate!r}")
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(s, name) is not None and getattr(s, name) < 1:
+                raise SignwriteError(f"--{name.replace('_', '-')} must be at least 1. Received: {name}={getattr(s, name)}")
+        if not 0 <= s.val_fraction < 1:
+            raise SignwriteError(f"--val-fraction must be in [0, 1). Received: val_fraction={s.val_fraction}")
+        s.run = s.run or f"landmarks_{s.landmark_model}"
+        return s.checked_run_name()
+
+    def checked_run_name(self) -> "TrainSettings":
+        if Path(self.run).name != self.run or self.run in (".", ".."):
+            raise SignwriteError(f"--run must be a plain folder name. Received: run={self.run!r}")
+        return self
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -116,7 +148,15 @@ def load_data(s: TrainSettings):
     from signwrite import data
 
     clips = data.read_clips(s.data_dir)
-    frames = data.explode_frames(clips, s.data_dir)
+    if s.input == "hands":  # the signing hand's crops stand in for the frames
+        data.check_hands(clips, s.data_dir)
+        frames = data.explode_crops(clips, s.data_dir)
+        no_hand = data.clips_without_hand(clips[clips.split == "train"])
+        if len(no_hand):
+            log.warning("%d training clip(s) show no hand and teach nothing: %s", len(no_hand),
+                        ", ".join(no_hand.clip_id[:10]))
+    else:
+        frames = data.explode_frames(clips, s.data_dir)
     train, test = frames[frames.split == "train"], frames[frames.split == "test"]
     if train.empty:
         raise SignwriteError(f"{data.frames_dir(s.data_dir) / 'frames.csv'}: no training clips; give some "
@@ -426,7 +466,8 @@ def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
     epoch = 0
 
     if s.mode == "frozen" or s.weights != "none":  # a head on cached features (or its warm-up)
-        cache = features.cache_dir(s.data_dir, s.backbone, backbones.weights_tag(s.weights, s.seed), s.image_size)
+        cache = features.cache_dir(s.data_dir, s.backbone, backbones.weights_tag(s.weights, s.seed), s.image_size,
+                                   s.input)
         features.extract_features(train, extractor, resize, cache, s.batch_size)
         x_fit, x_val = features.load_features(val.train, cache), features.load_features(val.val, cache)
         import tensorflow as tf
@@ -503,6 +544,10 @@ def train(s: TrainSettings) -> dict | None:
     t0 = time.time()
     s = s.resolved()
     extract_config = data.read_extract_config(s.data_dir)
+    if s.input == "landmarks":
+        from signwrite.train_landmarks import train_landmarks
+
+        return train_landmarks(s, extract_config)
     import_tensorflow()  # settings and data checked first: their errors come without the wait
     strategy, chief = (None, True) if s.distribute == "none" else make_strategy(s)
     if not chief:  # another worker writes the run; this one trains in step and keeps nothing
@@ -552,9 +597,15 @@ def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief
                 shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             if not chief:
                 return None  # a worker's scratch run: the chief scores the model
-            from signwrite.evaluate import test_and_report
+            from signwrite.evaluate import hands_run_extras, test_and_report
 
-            metrics = test_and_report(model, labels, config, test, run_dir, s.batch_size)
+            extra = {}
+            if s.input == "hands":  # test clips without a hand are scored too: wrong at every k
+                from signwrite.data import read_clips
+
+                clips = read_clips(s.data_dir, check_files=False)
+                extra = hands_run_extras(clips[clips.split == "test"], s.data_dir)
+            metrics = test_and_report(model, labels, config, test, run_dir, s.batch_size, **extra)
     log.info("%s: done in %.0f s", run_dir, time.time() - t0)
     if metrics is None:
         print(f"run {run_dir}: trained; no test split to score")
@@ -575,8 +626,17 @@ def parse_args(argv=None) -> tuple[TrainSettings, bool]:
     p.add_argument("--data-dir", type=Path, default=d.data_dir,
                    help="folder holding frames/ from extract_frames (default: %(default)s)")
     p.add_argument("--logdir", type=Path, default=d.logdir, help="runs go to LOGDIR/RUN/ (default: %(default)s)")
-    p.add_argument("--run", default=None, help="run name (default: <backbone>_<weights>_<size>px_<mode>); "
-                   "the same command again resumes it")
+    p.add_argument("--run", default=None, help="run name (default: <backbone>_<weights>_<size>px_<mode>, or "
+                   "landmarks_<model>); the same command again resumes it")
+    p.add_argument("--input", default=d.input, choices=INPUTS,
+                   help="what the model sees: frames (whole frames into the backbone; the default), hands (the "
+                        "hand crops into the backbone) or landmarks (a small model on the signing hand's "
+                        "landmarks: seconds on a CPU, and the best on people the model never saw); hands and "
+                        "landmarks need `signwrite extract-frames --hands`")
+    p.add_argument("--landmark-model", default=d.landmark_model, choices=["auto", "pool", "temporal"],
+                   help="with --input landmarks: pool (a per-frame model averaged over the clip), temporal (a "
+                        "model over the clip's frames in order, for signs made with motion) or auto (the "
+                        "default: both, keeping the better on validation)")
     p.add_argument("--backbone", default=d.backbone, choices=["inception_v3", "mobilenet_v2", "small_cnn"],
                    help="default: %(default)s; mobilenet_v2 is the fast option; small_cnn has no pretrained "
                         "weights and learns from scratch on little data (the demo uses it)")

@@ -30,6 +30,7 @@ class ColourRun:
     """A fake run: the class is the dominant channel of a frame's mean colour (B, G or R)."""
 
     labels = ["B", "G", "R"]
+    input = "frames"
 
     def __init__(self, sampling=None, config=None, delay: float = 0.0):
         self.sampling = {"frames_per_clip": 4, "fps": None, "all_frames": False, "size": 48,
