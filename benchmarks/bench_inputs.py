@@ -46,9 +46,9 @@ MODELS = {
     "frames_small_cnn": ["--input", "frames", "--backbone", "small_cnn", "--weights", "none", "--epochs", "20",
                          "--monitor", "val_clip_top1"],
     "frames_inception": ["--input", "frames", "--backbone", "inception_v3", "--weights", "none", "--image-size",
-                         "96", "--epochs", "30"],
+                         "96", "--epochs", "20"],
     "hands_inception": ["--input", "hands", "--backbone", "inception_v3", "--weights", "none", "--image-size", "96",
-                        "--epochs", "30"],
+                        "--epochs", "20"],
 }
 LOPO_MODELS = ("landmarks", "frames_small_cnn")  # the big networks take ~10 minutes a fold here
 
@@ -118,6 +118,11 @@ def main(argv=None) -> int:
             print(f"{dataset:12s} {fold:14s} {name:17s} top-1 {r['clip_top1']:.3f} ({r['correct']}/{r['n_test_clips']})"
                   f"  top-3 {r['clip_top3']:.3f}  no hand {r['clips_without_hand']}  {r['train_seconds']:.0f} s",
                   flush=True)
+    if RESULTS.is_file():  # run in stages: keep what earlier runs measured for other datasets/models
+        old = json.loads(RESULTS.read_text()).get("results", {})
+        for dataset, by_model in old.items():
+            for name, folds in by_model.items():
+                results.setdefault(dataset, {}).setdefault(name, folds)
     summary = {}
     for dataset, by_model in results.items():
         for name, folds in by_model.items():

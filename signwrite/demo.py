@@ -50,6 +50,7 @@ class DemoSettings:
     test_videos: str | None = None  # passed to fetch; default: fetch's split by whole videos
     epochs: int | None = None  # override the profile's
     seed: int = 0
+    input: str = "frames"  # frames | landmarks | hands: what the model sees (train --input)
 
 
 @dataclass
@@ -151,9 +152,13 @@ def held_out_video(data: Path) -> Path | None:
     return found[0] if found else None
 
 
-def train_command(profile: dict, data: Path, logs: Path, run_name: str, seed: int) -> list[str]:
+def train_command(profile: dict, data: Path, logs: Path, run_name: str, seed: int, input: str = "frames"
+                  ) -> list[str]:
     """The demo's ``signwrite train`` arguments for a profile (benchmarks/bench_demo.py varies them)."""
-    return ["--data-dir", str(data), "--logdir", str(logs), "--run", run_name, "--weights", "none",
+    if input == "landmarks":  # no backbone: the landmark model's own defaults
+        return ["--data-dir", str(data), "--logdir", str(logs), "--run", run_name, "--input", "landmarks",
+                "--seed", str(seed), "--deterministic"]
+    return ["--input", input, "--data-dir", str(data), "--logdir", str(logs), "--run", run_name, "--weights", "none",
             "--backbone", profile["backbone"], "--image-size", str(profile["image_size"]),
             "--epochs", str(profile["epochs"]), "--patience", str(profile["patience"]), "--seed", str(seed),
             "--deterministic",  # the same demo gives the same model on the same machine (free on a CPU)
@@ -172,7 +177,8 @@ def run_demo(s: DemoSettings) -> int:
         profile["epochs"] = s.epochs
     work = Path(s.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    data, logs, run_name = work / "data", work / "logs", f"demo-{s.size}"
+    data, logs = work / "data", work / "logs"
+    run_name = f"demo-{s.size}" + ("" if s.input == "frames" else f"-{s.input}")
 
     inputs = None if s.source is None else from_folder(s.source)  # refuse a bad folder first
     log.info("==> dataset: %s", "generating" if s.source is None else s.source)
@@ -186,8 +192,8 @@ def run_demo(s: DemoSettings) -> int:
                                     "--data-dir", str(data), *split])
     stage("extract-frames", extract_frames.main,
           ["--data-dir", str(data), "--frames-per-clip", str(profile["frames_per_clip"]),
-           "--size", str(profile["frame_size"])])
-    stage("train", train.main, train_command(profile, data, logs, run_name, s.seed))
+           "--size", str(profile["frame_size"]), *(["--hands"] if s.input != "frames" else [])])
+    stage("train", train.main, train_command(profile, data, logs, run_name, s.seed, s.input))
     run_dir = logs / run_name
 
     video = inputs.transcribe_video or held_out_video(data)
@@ -259,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-videos", metavar="ID,ID", help="videos to hold out for testing (default: a "
                                                           "deterministic ~25%% of the videos)")
     p.add_argument("--epochs", type=int, help="override the profile's number of epochs")
+    p.add_argument("--input", choices=["frames", "landmarks", "hands"], default="frames",
+                   help="what the model sees (train --input; default frames). landmarks and hands need real "
+                        "hands: use them with --from on real footage (the generated signers have none)")
     p.add_argument("--seed", type=int, default=0, help="seed for the dataset and training (default: 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every step")
     return p
@@ -270,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     s = DemoSettings(workdir=args.workdir, size=args.size, source=args.source, test_videos=args.test_videos,
-                     epochs=args.epochs, seed=args.seed)
+                     epochs=args.epochs, seed=args.seed, input=args.input)
     return run("demo", run_demo, s)
 
 

@@ -112,7 +112,7 @@ def usable_test_frames(frames, labels: list[str]):
 
 def test_and_report(model, labels: list[str], config: dict, test_frames, run_dir: Path,
                     batch_size: int = 32, unpredicted=None, thumbnails: dict | None = None,
-                    extra_metrics: dict | None = None) -> dict | None:
+                    extra_metrics: dict | None = None, hands_of_clip: dict | None = None) -> dict | None:
     """Score the test split once and write every report; None when there is no test split.
 
     ``unpredicted``: test clips with nothing to classify (a hands run: no hand found),
@@ -135,7 +135,7 @@ def test_and_report(model, labels: list[str], config: dict, test_frames, run_dir
     scores = score(test_frames, probs, labels, config["aggregate"], unpredicted)
     scores.metrics.update(extra_metrics or {})
     frames_of_clip = thumbnails or {cid: list(g.path) for cid, g in test_frames.groupby("clip_id", sort=False)}
-    return reports.write_reports(Path(run_dir), scores, labels, config, frames_of_clip)
+    return reports.write_reports(Path(run_dir), scores, labels, config, frames_of_clip, hands_of_clip)
 
 
 def evaluate_run(run_path: Path, data_dir: Path | None = None, batch_size: int = 32) -> dict:
@@ -179,8 +179,10 @@ def hands_run_extras(test_clips, data_dir: Path) -> dict:
 
     n_frames = test_clips.n_frames.astype(int).sum()
     with_hand = sum(len([f for f in str(c).split(";") if f]) for c in test_clips.crops)
+    root = Path(data_dir) / "hands"
     return dict(unpredicted=clips_without_hand(test_clips), thumbnails=thumbnails(test_clips, data_dir),
-                extra_metrics={"hands_found": float(with_hand / max(n_frames, 1))})
+                extra_metrics={"hands_found": float(with_hand / max(n_frames, 1))},
+                hands_of_clip={c.clip_id: str(root / c.landmarks) for c in test_clips.itertuples() if c.landmarks})
 
 
 def thumbnails(clips, data_dir: Path) -> dict:

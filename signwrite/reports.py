@@ -46,8 +46,9 @@ def confusion_matrix_png(scores, labels) -> bytes:
     return _png(fig)
 
 
-def predictions_grid_png(scores, frames_of_clip) -> bytes:
-    """Thumbnails of test clips (their middle frame) captioned true / predicted."""
+def predictions_grid_png(scores, frames_of_clip, hands_of_clip: dict | None = None) -> bytes:
+    """Thumbnails of test clips (their middle frame) captioned true / predicted; with
+    ``hands_of_clip`` (clip id -> its landmarks .npz), the hand's skeleton drawn on it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +64,7 @@ def predictions_grid_png(scores, frames_of_clip) -> bytes:
         ax.axis("off")
     for ax, clip in zip(axes.flat, shown.itertuples()):
         paths = frames_of_clip[clip.clip_id]
-        ax.imshow(plt.imread(paths[len(paths) // 2]))
+        ax.imshow(_thumbnail(paths[len(paths) // 2], (hands_of_clip or {}).get(clip.clip_id)))
         mark = "" if clip.correct else "  ✗ WRONG"
         ax.set_title(f"true {clip.label}\npred {clip.predicted_label}{mark}", fontsize=8,
                      color="black" if clip.correct else "red")
@@ -80,6 +81,28 @@ def predictions_grid_png(scores, frames_of_clip) -> bytes:
     fig.suptitle(f"test clips: {len(clips) - n_wrong} of {len(clips)} right{more}", fontsize=10)
     fig.tight_layout()
     return _png(fig)
+
+
+def _thumbnail(path: str, landmarks: str | None = None) -> np.ndarray:
+    """A frame as RGB, with the hands found in it drawn when its clip's landmarks are given."""
+    import cv2
+
+    image = cv2.imread(str(path))
+    if image is None:
+        return np.full((8, 8, 3), 200, np.uint8)
+    if landmarks:
+        from signwrite.data import frame_number
+        from signwrite.hands import HandFrames, draw_skeleton
+
+        try:
+            found = HandFrames.load(landmarks)
+        except (OSError, ValueError, KeyError):
+            found = None
+        if found is not None:
+            rows = np.flatnonzero(found.frame_index == frame_number(Path(path).name))
+            if len(rows):
+                draw_skeleton(image, found.image[rows[0]])
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _png(fig) -> bytes:
@@ -127,7 +150,8 @@ def _hparam(v):
     return v if isinstance(v, (bool, int, float, str)) else str(v)
 
 
-def write_reports(run_dir: Path, scores, labels: list[str], config: dict, frames_of_clip: dict) -> dict:
+def write_reports(run_dir: Path, scores, labels: list[str], config: dict, frames_of_clip: dict,
+                  hands_of_clip: dict | None = None) -> dict:
     """Write every report of a scored test split; returns metrics.json's content."""
     run_dir = Path(run_dir)
     text, per_class = classification_report(scores, labels)
@@ -137,7 +161,7 @@ def write_reports(run_dir: Path, scores, labels: list[str], config: dict, frames
     write_text(run_dir / "classification_report.txt", text)
     write_csv(run_dir / "predictions.csv", predictions_table(scores, labels))
     images = {"confusion_matrix": confusion_matrix_png(scores, labels),
-              "test_predictions": predictions_grid_png(scores, frames_of_clip)}
+              "test_predictions": predictions_grid_png(scores, frames_of_clip, hands_of_clip)}
     for name, png in images.items():
         write_bytes(run_dir / f"{name}.png", png)
     hparams = {k: v for k, v in config.items() if not isinstance(v, (dict, list))}

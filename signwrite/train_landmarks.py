@@ -216,13 +216,20 @@ def train_landmarks(s, extract_config: dict) -> dict | None:
                                          chosen["settings"].feature_spec, max_frames)
             scores = score_clips(test, probs, has_hand, labels, s.aggregate)
             frames_of_clip = _frames_of_clip(clips, s.data_dir)
-            metrics = write_reports(run_dir, scores, labels, config, frames_of_clip)
+            metrics = write_reports(run_dir, scores, labels, config, frames_of_clip, _hands_of_clip(clips, s.data_dir))
     log.info("%s: done in %.0f s", run_dir, time.time() - t0)
     if metrics is None:
         print(f"run {run_dir}: trained; no test split to score")
     else:
         print(summary_text(metrics, run_dir))
     return metrics
+
+
+def _hands_of_clip(clips, data_dir: Path) -> dict:
+    from signwrite.extract_hands import hands_dir
+
+    root = hands_dir(data_dir)
+    return {c.clip_id: str(root / c.landmarks) for c in clips.itertuples(index=False) if c.landmarks}
 
 
 def _frames_of_clip(clips, data_dir: Path) -> dict:
@@ -275,4 +282,5 @@ def score_run(run, clips, data_dir: Path) -> dict | None:
     probs, has_hand = lm.predict(run.model, [(c.points, c.mask) for c in test], spec,
                                  int(run.config["landmarks"]["max_frames"]))
     scores = score_clips(test, probs, has_hand, run.labels, run.config.get("aggregate", "mean"))
-    return write_reports(run.path, scores, run.labels, run.config, _frames_of_clip(clips, data_dir))
+    return write_reports(run.path, scores, run.labels, run.config, _frames_of_clip(clips, data_dir),
+                         _hands_of_clip(clips, data_dir))
