@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import secrets
 import shutil
@@ -289,6 +290,10 @@ def _run_task(task: _Task) -> ClipResult:
     import cv2
 
     cid = task.row.clip_id
+    # Test hook (tests/test_extract_workers.py): the worker dies on this clip, as a native crash
+    # in the hand tracker kills it. Read in the worker, whose environment is the one the run began with.
+    if os.environ.get("SIGNWRITE_TEST_DIE_ON_CLIP") == cid:
+        os.kill(os.getpid(), signal.SIGKILL)
     try:
         if task.probe_only:
             res = ClipResult(cid, video.probe(task.row.src).fps, list_frames(task.dest, cid))
@@ -347,7 +352,7 @@ def _exit_with_parent() -> None:
 
 @contextlib.contextmanager
 def _worker_pool(jobs: int):
-    """A process pool of ``jobs`` workers (None for 0: nothing to decode).
+    """A pool of ``jobs`` worker processes (None for 0: nothing to decode).
 
     Even one job decodes in a worker: SIGINT landing inside FFmpeg's open can crash the
     process (seen with OpenCV 5.0), while workers ignore SIGINT and this process handles
@@ -360,21 +365,132 @@ def _worker_pool(jobs: int):
         return
     pool = None
     try:
-        # Caught while starting its workers, a pool leaves them half-started: each then
-        # fails to find the pool's semaphores and prints a traceback. So a Ctrl-C waits
-        # for the pool to exist, and then stops it whole.
-        with interrupts_held():
+        with interrupts_held():  # a Ctrl-C waits for the pool to exist, and then stops it whole
             _start_fork_server()  # if not started yet
-            pool = _pool_context().Pool(jobs, initializer=_init_worker)
+            pool = _Workers(jobs)
         yield pool
-        pool.close()
+        pool.stop()
     except BaseException:
         if pool is not None:
-            pool.terminate()  # Ctrl-C or an error: stop the workers now, mid-clip
+            pool.stop(now=True)  # Ctrl-C or an error: stop the workers now, mid-clip
         raise
-    finally:
-        if pool is not None:
-            pool.join()
+
+
+_NO_ITEM = object()  # what next() gives when a map's items run out
+
+
+class _Workers:
+    """Worker processes, each handed one item at a time over a pipe of its own.
+
+    Not multiprocessing.Pool: when a worker dies (a native crash in the hand tracker, the
+    OOM killer, a kill), Pool quietly starts another and waits forever for the lost item.
+    Nor ProcessPoolExecutor: it fails every item in flight and kills the other workers
+    mid-clip. Here the item each worker holds is known, so a death costs that item alone,
+    and a fresh worker takes the dead one's place.
+    """
+
+    def __init__(self, jobs: int):
+        self._context = _pool_context()
+        self._procs = {}  # pipe -> process, for every worker alive
+        self._idle = [self._start() for _ in range(jobs)]  # the pipes of workers waiting for an item
+
+    def _start(self):
+        here, there = self._context.Pipe()
+        proc = self._context.Process(target=_worker_main, args=(there,), daemon=True)
+        # Held: a start cut short can leave the fork server a half-sent request, or a worker
+        # that stop() does not know of.
+        with interrupts_held():
+            proc.start()
+            there.close()  # the worker holds the only other end: its death ends the pipe
+            self._procs[here] = proc
+        return here
+
+    def map_unordered(self, func, items, died):
+        """``func`` over ``items`` in the workers, yielding the results as they come; an item
+        whose worker died yields ``died(item, how)`` instead (how: "signal 9: Killed", ...).
+        An exception raised by ``func`` is raised here."""
+        todo = iter(items)
+        busy = {}  # pipe -> the item its worker holds
+
+        def give(pipe=None):  # the next item to this worker (a new one if None), if any is left
+            item = next(todo, _NO_ITEM)
+            if item is _NO_ITEM:
+                if pipe is not None:
+                    self._idle.append(pipe)
+                return
+            if pipe is not None and not self._procs[pipe].is_alive():  # died idle: not this item's doing
+                self._reap(pipe)
+                pipe = None
+            pipe = pipe or self._start()
+            with contextlib.suppress(OSError):  # a worker dead already: its recv below says so
+                pipe.send((func, item))
+            busy[pipe] = item
+
+        idle, self._idle = self._idle, []
+        for pipe in idle:
+            give(pipe)
+        while busy:
+            for pipe in multiprocessing.connection.wait(list(busy)):
+                item = busy.pop(pipe)
+                try:
+                    ok, value, where = pipe.recv()
+                except (EOFError, OSError):  # the worker died: only it held the other end
+                    how = self._reap(pipe)
+                    give()
+                    yield died(item, how)
+                    continue
+                give(pipe)  # before the caller sees the result: the worker is not left idle
+                if not ok:
+                    raise value from _WorkerTraceback(where)
+                yield value
+
+    def _reap(self, pipe) -> str:
+        """Close a dead worker's pipe and wait for its process; returns how it died."""
+        proc = self._procs.pop(pipe)
+        pipe.close()
+        proc.join()
+        code = proc.exitcode
+        return f"signal {-code}: {signal.strsignal(-code)}" if code < 0 else f"exit code {code}"
+
+    def stop(self, now: bool = False) -> None:
+        """End the workers and wait for them: when done with their item (a worker exits at the
+        end of its pipe) or, ``now``, mid-item. Safe to call again."""
+        for pipe, proc in self._procs.items():
+            if now:
+                proc.kill()
+            pipe.close()
+        for proc in self._procs.values():
+            proc.join()
+        self._procs.clear()
+        self._idle.clear()
+
+
+class _WorkerTraceback(Exception):
+    """Where an exception raised in a worker came from (the worker's traceback, as text)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _worker_main(pipe) -> None:
+    """A worker's loop: (func, item) in, (ok, result or exception, traceback) out."""
+    import traceback
+
+    _init_worker()
+    while True:
+        try:
+            func, item = pipe.recv()
+        except EOFError:  # the run closed the pool
+            return
+        try:
+            reply = (True, func(item), "")
+        except BaseException as exc:  # the run's to raise: a full disk, or a bug of ours
+            reply = (False, exc, traceback.format_exc())
+        try:
+            pipe.send(reply)
+        except Exception as exc:  # a reply that does not pickle: a bug of ours, for the run to raise
+            pipe.send((False, RuntimeError(f"a worker's reply could not be sent back: {exc!r}"),
+                       traceback.format_exc()))
 
 
 def _pool_context():
@@ -410,10 +526,11 @@ def _start_fork_server() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _map(pool, func, items):
+def _map(pool, func, items, died):
+    """``func`` over ``items``, in the pool if there is one; see _Workers.map_unordered."""
     if pool is None:
         return map(func, items)
-    return pool.imap_unordered(func, items, chunksize=1)
+    return pool.map_unordered(func, items, died)
 
 
 # --------------------------------------------------------------------------- the stage
@@ -441,8 +558,7 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
             return _extract_locked(settings, all_rows, rows, known_fps, pool, hand_model)
         except BaseException:  # Ctrl-C or an error: stop the workers, then tidy what they left
             if pool is not None:
-                pool.terminate()
-                pool.join()
+                pool.stop(now=True)
             for folder in (frames_dir, hands_dir):
                 remove_stale_temps(folder, only_dead_writers=bool(settings.shard))
             raise
@@ -495,14 +611,24 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
     if todo:
         what = "extracting (frames, hands)" if hand_model is not None else "extracting"
         log.info("%s %d clip(s) with %d job(s) into %s", what, todo, min(settings.jobs, todo), frames_dir)
+    deaths = []
+
+    def died(task: _Task, how: str) -> ClipResult:
+        deaths.append(task.row.clip_id)
+        return ClipResult(task.row.clip_id, error=f"{task.row.src}: the worker extracting it died ({how}); "
+                                                  "run again to retry it")
+
     with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=None if tasks else True) as bar:
-        for res in _map(pool, _run_task, tasks):
+        for res in _map(pool, _run_task, tasks, died):
             results[res.clip_id] = res
             if res.error:
                 log.warning("%s: skipped: %s", res.clip_id, res.error)
             report.extracted += res.extracted
             report.hands_found += res.hands_found
             bar.update()
+    if deaths:  # a dead worker leaves its temp folder behind; no one else clears it this run
+        for folder in (frames_dir, hands_dir):
+            remove_stale_temps(folder, only_dead_writers=True)
     for r in rows:  # a probed clip's hands were already there
         res = results[r.clip_id]
         if res.crops is None and not res.error:
@@ -645,8 +771,14 @@ def update_contact_sheets(frames_dir: Path, table, pool=None) -> int:
     for label in set(index) - set(wanted):  # labels gone from frames.csv: their sheets mislead
         with contextlib.suppress(OSError):
             (sheets_dir / f"{label}.jpg").unlink()
-    for label in _map(pool, _draw_sheet_job, jobs):
-        index[label] = wanted[label]
+
+    def died(job, how: str) -> None:  # the sheet stays out of the index, so the next run draws it
+        log.warning("contact sheet for label %r not drawn: its worker died (%s); run again to draw it",
+                    job[1], how)
+
+    for label in _map(pool, _draw_sheet_job, jobs, died):
+        if label is not None:
+            index[label] = wanted[label]
     index = {k: v for k, v in index.items() if k in wanted}
     _write_if_changed(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
     return len(jobs)
