@@ -5,8 +5,8 @@ sign, so a model on them can recognise a person it never saw (as the Kaggle ASL 
 found, working from normalised landmarks). One clip goes
 
     image landmarks (T, 2, 21, 3) --signing_hand--> points (T, 21, 3) pixels, a left hand
-    mirrored --frame_features--> (T, F) --pad--> the model: per-frame MLP [+ Conv1D over
-    time], masked mean over frames, softmax
+    mirrored --frame_features--> (T, F) --pad--> the model: per-frame MLP, masked mean
+    over frames [+ Conv1D over the hand's path, masked mean], softmax
 
 ``points`` are aspect-correct pixels (x*width, y*height, z*width; y down). A frame without
 the hand has mask False: its features are zeros and the model never sees them (every
@@ -271,9 +271,11 @@ def augment(points, mask, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     Per clip: signing speed +-25% (resampled along time by linear interpolation, T kept:
     a faster sign holds its ends, a slower one loses them); a small 3D tilt of the hand
     (+-10 deg), in-plane rotation (+-15 deg), scale, x/y aspect and shear about the clip's
-    mean wrist, and z scaled (MediaPipe's depth is rough). Per frame: gaussian jitter of
-    2% of the palm size, and 10% of frames dropped (masked, as a missed detection; a clip
-    keeps at least one).
+    mean wrist, z scaled (MediaPipe's depth is rough), and every point moved by its own
+    offset of ~5% of the palm size, the same in all frames (another hand's proportions:
+    without it a model learns each training clip's small quirks of shape by heart). Per
+    frame: gaussian jitter of 2% of the palm size, and 10% of frames dropped (masked, as a
+    missed detection; a clip keeps at least one).
 
     A badly tracked finger: in 20% of clips one finger's three outer points get noise of
     0.1 palm sizes in every frame. Not collapsing the finger onto its base: a folded
@@ -381,25 +383,32 @@ def model_inputs(clips, spec: FeatureSpec, max_frames: int) -> dict[str, np.ndar
 
 # -- the model -------------------------------------------------------------------------------
 
-def build_model(n_features: int, n_classes: int, max_frames: int, kind: str = "temporal", width: int = 128,
+def build_model(n_features: int, n_classes: int, max_frames: int, kind: str = "temporal", width: int = 64,
                 dropout: float = 0.2, feature_stats: tuple | None = None, path_columns=None):
     """Inputs {"features": (B, T, n_features), "mask": (B, T) float 0/1} -> (B, n_classes) probabilities.
 
-    Features are standardised first by a Normalization layer holding ``feature_stats``
-    (mean, variance) of the training frames (``feature_stats``; default 0 and 1), so a
-    small velocity weighs as much as a coordinate.
+    The features are standardised by a Normalization layer holding ``feature_stats``
+    (mean, variance of the training frames; default 0 and 1), so a small velocity weighs
+    as much as a coordinate.
 
-    pool: a per-frame MLP (Dense, LayerNorm, GELU, dropout, twice), the mean over the
-    frames the mask keeps, a softmax head: the hand's shape, orientation and per-frame
-    motion, in any order. temporal: the same encoder, then two residual Conv1D blocks
-    (kernel 5) over time before the pooling, for signs whose motion has an order (J, Z).
+    pool: a per-frame MLP (Dense, LayerNorm, GELU, dropout, twice), its mean over the
+    frames the mask keeps, a softmax head. It reads the shape, orientation and per-frame
+    motion (speed tells a moving hand from a still one), but not their order.
 
-    Masking, with built-in layers only: the input is multiplied by the mask, every Conv1D
-    reads its input multiplied by the mask (so a masked or padded frame is the same zero
-    as Conv1D's own 'same' padding), and the pooling is GlobalAveragePooling1D with the
-    mask. LayerNorm is per frame (BatchNorm would mix padding into its statistics). The
-    model takes any T; ``max_frames`` is the longest clip it is meant for (``pad``), kept
-    in the signature for callers.
+    temporal: the same, plus a branch over time whose masked mean joins the head's input:
+    a Dense and two Conv1D blocks (kernel 5, residual) over the ``path_columns`` (the
+    hand's orientation and path: fit passes them), picked by a frozen 0/1 Dense. On a few
+    dozen clips a Conv1D over all 236 features learns the noise of each clip's shape
+    before the order of a motion; over the path alone it learns the order (down-then-right
+    against right-then-down), which is what J and Z need. Without path_columns the
+    Conv1D blocks run over the per-frame MLP's output.
+
+    Masking, with built-in layers only: the input is multiplied by the mask; every Conv1D
+    reads its input multiplied by the mask, so a masked or padded frame is the same zero
+    as Conv1D's own 'same' padding; the means are GlobalAveragePooling1D with the mask.
+    LayerNorm is per frame (BatchNorm would mix padding into its statistics). The model
+    takes any T: ``max_frames`` is the longest clip it is meant for (``pad``), checked
+    and kept in the signature for callers.
     """
     import keras
 
@@ -409,41 +418,47 @@ def build_model(n_features: int, n_classes: int, max_frames: int, kind: str = "t
                         ("width", width)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise SignwriteError(f"{name} must be a whole number >= 1. Received: {name}={value!r}")
-    L = keras.layers
-    features = keras.Input((None, int(n_features)), name="features")
+    n_features, L = int(n_features), keras.layers
+    features = keras.Input((None, n_features), name="features")
     mask = keras.Input((None,), name="mask")
     steps = L.Reshape((-1, 1), name="mask_steps")(mask)
     mean, variance = feature_stats if feature_stats is not None else (np.zeros(n_features), np.ones(n_features))
     x = L.Normalization(mean=np.asarray(mean, np.float32).tolist(), variance=np.asarray(variance, np.float32).tolist(),
                         name="standardise")(features)
-    x = standardised = L.Multiply(name="masked_features")([x, steps])
+    standardised = x = L.Multiply(name="masked_features")([x, steps])
     for i in (1, 2):
         x = L.Dense(width, name=f"frame_dense{i}")(x)
         x = L.LayerNormalization(name=f"frame_norm{i}")(x)
         x = L.Activation("gelu", name=f"frame_gelu{i}")(x)
         x = L.Dropout(dropout, name=f"frame_dropout{i}")(x)
-    pooled = L.GlobalAveragePooling1D(name="masked_mean")(x, mask=mask)
+    pooled = L.GlobalAveragePooling1D(name="frame_mean")(x, mask=mask)
     if kind == "temporal":
+        t = x
         if path_columns is not None:
+            path_columns = [int(c) for c in path_columns]
             select = L.Dense(len(path_columns), use_bias=False, trainable=False, name="path_columns")
             t = select(standardised)
             kernel = np.zeros((n_features, len(path_columns)), np.float32)
-            kernel[list(path_columns), np.arange(len(path_columns))] = 1
+            kernel[path_columns, np.arange(len(path_columns))] = 1
             select.set_weights([kernel])
-            t = L.Dense(width // 2, activation="gelu", name="path_dense")(t)
-        else:
-            t = x
+            t = L.Dense(max(width // 2, 1), activation="gelu", name="path_dense")(t)
         for i in (1, 2):
             h = L.Multiply(name=f"time_masked{i}")([t, steps])
-            h = L.Conv1D(width // 2, 5, padding="same", activation="gelu", name=f"time_conv{i}")(h)
+            h = L.Conv1D(t.shape[-1], 5, padding="same", activation="gelu", name=f"time_conv{i}")(h)
             h = L.Dropout(dropout, name=f"time_dropout{i}")(h)
-            t = L.Add(name=f"time_residual{i}")([t, h]) if i > 1 or path_columns is not None else h
+            t = L.Add(name=f"time_residual{i}")([t, h])
             t = L.LayerNormalization(name=f"time_norm{i}")(t)
         t = L.GlobalAveragePooling1D(name="time_mean")(t, mask=mask)
-        pooled = L.Concatenate(name="shape_and_time")([pooled, t])
+        pooled = L.Concatenate(name="frames_and_time")([pooled, t])
     pooled = L.Dropout(dropout, name="head_dropout")(pooled)
     probs = L.Dense(int(n_classes), activation="softmax", name="probs")(pooled)
     return keras.Model({"features": features, "mask": mask}, probs, name=f"landmarks_{kind}")
+
+
+def path_columns(spec: FeatureSpec) -> list[int] | None:
+    """The feature columns the temporal branch reads: the hand's path (spec.motion)."""
+    g = spec.groups()
+    return list(range(g["motion"].start, g["motion"].stop)) if "motion" in g else None
 
 
 # -- training --------------------------------------------------------------------------------
@@ -455,7 +470,7 @@ class LandmarkTrainSettings:
     batch_size: int = 32
     learning_rate: float = 2e-3  # Adam's starting rate, cosine-decayed to 1% of it
     patience: int = 40  # epochs without better validation before stopping
-    width: int = 128
+    width: int = 64
     dropout: float = 0.2
     seed: int = 0
     feature_spec: FeatureSpec = field(default_factory=FeatureSpec)
@@ -525,6 +540,8 @@ def fit(train, y_train, val=None, y_val=None, settings: LandmarkTrainSettings | 
     if not keep:
         raise SignwriteError(f"none of the {len(train)} training clips has a hand in any frame: nothing to "
                              "learn from (check that extract-frames --hands found hands)")
+    if val and (y_val is None or len(y_val) != len(val)):
+        raise SignwriteError(f"{len(val)} validation clips but {0 if y_val is None else len(y_val)} labels")
     labels_seen = [y_train] + ([np.asarray(y_val, np.int64)] if val else [])
     n_classes = n_classes or int(max(int(y.max()) for y in labels_seen if len(y)) + 1)
 
@@ -539,10 +556,8 @@ def fit(train, y_train, val=None, y_val=None, settings: LandmarkTrainSettings | 
         return _batch_inputs(p, m, s.feature_spec, length, s.max_frames)
 
     plain = _batch_inputs(points, masks, s.feature_spec, length, s.max_frames)
-    g = s.feature_spec.groups()
-    path = [c for name in ("orientation", "motion") if name in g for c in range(g[name].start, g[name].stop)]
     model = build_model(s.feature_spec.n_features, n_classes, s.max_frames, s.kind, s.width, s.dropout,
-                        feature_stats(plain["features"], plain["mask"]), path or None)
+                        feature_stats(plain["features"], plain["mask"]), path_columns(s.feature_spec))
     data = _epoch_data(epoch_inputs, y, s.batch_size, rng)
     schedule = keras.optimizers.schedules.CosineDecay(s.learning_rate, decay_steps=s.epochs * data.steps,
                                                          alpha=0.01)
