@@ -3,8 +3,8 @@
     python benchmarks/run_all.py [--run] [--only NAME ...]
 
 Without --run it only collects the results already in benchmarks/results/*.json; with --run
-it first runs each benchmark script (cut, extract, train, predict, scaling, demo, in that order;
---only limits which are run and shown). A result file that is missing is shown as
+it first runs each benchmark script (cut, extract, hands, train, predict, live_hands, scaling, demo,
+in that order; --only limits which are run and shown). A result file that is missing is shown as
 "not measured": nothing is estimated or filled in.
 
 Prints the table and writes benchmarks/results/summary.json and benchmarks/results/summary.md
@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-NAMES = ("cut", "extract", "train", "predict", "scaling", "demo")
+NAMES = ("cut", "extract", "hands", "train", "predict", "live_hands", "scaling", "demo")
 
 
 def _get(d, *path):
@@ -92,6 +92,48 @@ def rows_extract(d):
     return out
 
 
+def rows_hands(d):
+    out = []
+    aim = _get(d, "aims", "throughput_at_least") or 0.9
+    n = _get(d, "rounds")
+    fps = {c.get("contender"): c for c in _get(d, "contenders") or []}
+    one, bare = fps.get("stage --jobs 1", {}), fps.get("bare HandLandmarker loop", {})
+    for stat in ("paired_median", "best_of"):
+        v = _get(d, "ratios", "throughput_jobs1_vs_bare", stat)
+        label = "paired median" if stat == "paired_median" else f"best of {n}"
+        note = (f"median {one.get('fps_per_core_median')} vs {bare.get('fps_per_core_median')} fps per core; the "
+                "stage also writes crops and gives frames without a hand a second, padded look"
+                if v is not None and stat == "paired_median" else "" if v is not None else "not measured")
+        out.append(row("hands", f"hand-landmark throughput, --jobs 1 ({label})", "bare HandLandmarker loop, 1 process",
+                       v, f">= {aim}x", _check(v, lambda x: x >= aim), note))
+    v = _get(d, "ratios", "throughput_jobs1_vs_bare", "cpu")
+    out.append(row("hands", "hand-landmark frames per CPU second, --jobs 1", "bare HandLandmarker loop, 1 process",
+                   v, f">= {aim}x", _check(v, lambda x: x >= aim),
+                   f"{one.get('frames_per_cpu_s')} vs {bare.get('frames_per_cpu_s')}; steadier than wall time on a "
+                   f"busy machine (load {_get(d, 'machine', 'loadavg_at_end', 0)})" if v is not None else "not measured"))
+    for stat in ("paired_median", "best_of"):
+        v = _get(d, "ratios", "speedup_jobs1_to_jobs2", stat)
+        label = "paired median" if stat == "paired_median" else f"best of {n}"
+        out.append(row("hands", f"hand-landmark speed-up 1 -> 2 jobs ({label})", "--jobs 1", v, "informational",
+                       None, "" if v is not None else "not measured"))
+    found = _get(d, "found") or {}
+    if not found:
+        out.append(missing("hands", "frames with a hand found", "no second look (retry_pad=0)", "informational"))
+    for ds, groups in found.items():
+        for g, r in groups.items():
+            if ds.endswith("massey") and g == "all" or ds.endswith("junaid") and g != "all":
+                continue  # massey per person, junaid as a whole
+            w, wo = r["with_second_look"], r["without_second_look"]
+            what = ds.replace("asl-letters-", "") + ("" if g == "all" else f" {g}")
+            v = w["frames_with_a_hand"] / wo["frames_with_a_hand"] if wo["frames_with_a_hand"] else None
+            out.append(row("hands", f"frames with a hand found ({what})", "no second look (retry_pad=0)", v,
+                           "informational", None,
+                           f"{w['frames_with_a_hand']:.1%} vs {wo['frames_with_a_hand']:.1%} of {r['frames']} "
+                           f"frames; clips with a hand {w['clips_with_a_hand']:.1%} vs {wo['clips_with_a_hand']:.1%} "
+                           f"of {r['clips']}"))
+    return out
+
+
 def rows_train(d):
     out = []
     ext = _get(d, "extraction") or []
@@ -146,6 +188,38 @@ def rows_predict(d):
     return out
 
 
+def rows_live_hands(d):
+    base = "bare HandLandmarker loop, same frames"
+    aim = _get(d, "aims", "live_fps_at_least") or 25
+    if not _get(d, "ratios"):
+        return [missing("live_hands", "live fps, landmark run, steady state", base, f">= {aim:g} fps"),
+                missing("live_hands", "live: window classification per frame", "HandTracker.detect per frame",
+                        "informational")]
+    out = []
+    fps, n = _get(d, "fps") or {}, _get(d, "rounds")
+    implied, load = _get(d, "aim_check", "implied_live_steady_fps"), _get(d, "machine", "loadavg_at_end", 0)
+    for stat in ("paired_median", "best_of"):
+        v = _get(d, "ratios", "steady_state", stat)
+        label = "paired median" if stat == "paired_median" else f"best of {n}"
+        note = (f"{fps.get('live_steady_median')} vs {fps.get('bare_steady_median')} fps (median) at load {load}; "
+                f"ratio x bare best {fps.get('bare_steady_best')} fps = {implied} fps" if stat == "paired_median" else "")
+        out.append(row("live_hands", f"live fps, landmark run, steady state ({label})", base, v,
+                       f">= {aim:g} fps (ratio x bare fps)", _get(d, "aim_check", "met") if stat == "paired_median"
+                       else None, note))
+    v = _get(d, "ratios", "whole_run", "paired_median")
+    out.append(row("live_hands", f"live fps, landmark run, {_get(d, 'frames_per_run')} frames from the start",
+                   base, v, "informational", None,
+                   f"{fps.get('live_whole_median')} vs {fps.get('bare_whole_median')} fps; no model call in the "
+                   f"first {_get(d, 'window_fill_frames')} frames (the window fills)"))
+    ms = _get(d, "split", "ms_per_call_median") or {}
+    w, t = ms.get("window_probs"), ms.get("tracker_detect")
+    out.append(row("live_hands", "live: window classification per frame", "HandTracker.detect per frame",
+                   w / t if w and t else None, "informational", None,
+                   f"{w} vs {t} ms; eager Keras call {ms.get('of_which_eager_keras_call')} ms, the same model in a "
+                   f"tf.function {ms.get('same_model_in_tf_function')} ms; SQLite row {ms.get('sqlite_row')} ms"))
+    return out
+
+
 def rows_scaling(d):
     out = []
     stages = _get(d, "stages") or {}
@@ -193,8 +267,8 @@ def rows_demo(d):
     return out
 
 
-BUILDERS = {"cut": rows_cut, "extract": rows_extract, "train": rows_train, "predict": rows_predict,
-            "scaling": rows_scaling, "demo": rows_demo}
+BUILDERS = {"cut": rows_cut, "extract": rows_extract, "hands": rows_hands, "train": rows_train,
+            "predict": rows_predict, "live_hands": rows_live_hands, "scaling": rows_scaling, "demo": rows_demo}
 
 
 def _fmt_ratio(r):
@@ -262,7 +336,7 @@ def main(argv=None) -> int:
     md += ["", f"Result files (last written): {src}. Regenerate with `python benchmarks/run_all.py [--run]`."]
     (RESULTS / "summary.md").write_text("\n".join(md) + "\n")
 
-    widths = [9, 58, 34, 13, 21, 4]
+    widths = [10, 58, 34, 13, 21, 4]
     print(" ".join(h.ljust(w) for h, w in zip(head, widths)))
     print("-" * (sum(widths) + len(widths)))
     for r in rows:

@@ -295,15 +295,17 @@ def _run_task(task: _Task) -> ClipResult:
     if os.environ.get("SIGNWRITE_TEST_DIE_ON_CLIP") == cid:
         os.kill(os.getpid(), signal.SIGKILL)
     try:
-        if task.probe_only:
-            res = ClipResult(cid, video.probe(task.row.src).fps, list_frames(task.dest, cid))
+        if task.probe_only:  # a hands pass reads the clip's fps itself: no probe for it
+            fps = video.probe(task.row.src).fps if task.hands_dest is None else None
+            res = ClipResult(cid, fps, list_frames(task.dest, cid))
         else:
             fps, names = extract_clip(task.row.src, task.dest, cid, task.sampling)
             res = ClipResult(cid, fps, names, extracted=True)
         if task.hands_dest is not None:
             indices = [_frame_index(cid, n) for n in res.names]
-            res.crops = extract_hands.extract_clip_hands(task.row.src, task.hands_dest, cid, indices,
-                                                         task.crop_size, task.hand_model)
+            fps, res.crops = extract_hands.extract_clip_hands(task.row.src, task.hands_dest, cid, indices,
+                                                              task.crop_size, task.hand_model)
+            res.fps = res.fps or fps
             res.hands_found = True
         return res
     except OSError as exc:

@@ -81,9 +81,9 @@ def finished(folder: Path, clip_id: str) -> list[str] | None:
 
 
 def extract_clip_hands(src: Path, dest: Path, clip_id: str, indices: list[int], crop_size: int,
-                       model_path: Path) -> list[str]:
+                       model_path: Path) -> tuple[float, list[str]]:
     """Find the hands in the clip's frames at ``indices``; write landmarks and crops into
-    ``dest`` (whole or absent). Returns the crop file names."""
+    ``dest`` (whole or absent). Returns the clip's fps and the crop file names."""
     import cv2
 
     from signwrite.extract_frames import frame_name, write_file
@@ -110,7 +110,7 @@ def extract_clip_hands(src: Path, dest: Path, clip_id: str, indices: list[int], 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return names
+    return info.fps, names
 
 
 @dataclass

@@ -32,8 +32,9 @@ MIN_CONFIDENCE = 0.5  # MediaPipe's default for detection, presence and tracking
 CROP_MARGIN = 0.3  # a crop's side is the hand box's longer side times (1 + 2 * margin)
 # MediaPipe's palm detector misses hands that fill the frame (close-ups, tightly cropped
 # photos): a frame where it finds none gets a second look with this much black border
-# around it (a share of the longer side, each way). Measured on asl-letters-massey: hands
-# in 79% of frames without it, 99.8% with it; it costs time only on frames without a hand.
+# around it (a share of the longer side, each way). Measured on asl-letters-massey
+# (benchmarks/bench_hands.py): a hand in 79.6% of the sampled frames without it, 98.9% with
+# it; on junaid it finds nothing more. It costs time only on frames without a hand.
 RETRY_PAD = 0.25
 
 # MediaPipe's hand topology: 0 wrist; thumb 1-4, index 5-8, middle 9-12, ring 13-16, pinky 17-20
@@ -142,9 +143,10 @@ class HandTracker:
         self._retry_pad = retry_pad
         with _native_quiet(quiet):
             self._landmarker = vision.HandLandmarker.create_from_options(options(vision.RunningMode.VIDEO))
-            # the second look is a still picture: no tracking state to carry between frames
-            self._padded = (vision.HandLandmarker.create_from_options(options(vision.RunningMode.IMAGE))
-                            if retry_pad else None)
+        # the second look is a still picture (no tracking state to carry between frames),
+        # made on the first frame that needs one: most clips of most videos never do
+        self._padded = None
+        self._make_padded = lambda: vision.HandLandmarker.create_from_options(options(vision.RunningMode.IMAGE))
         self._last_ms = -1
         self._calls = 0
 
@@ -162,7 +164,10 @@ class HandTracker:
             result = self._landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), ms)
             h, w = rgb.shape[:2]
             pad = int(round(self._retry_pad * max(h, w)))
-            if not result.hand_landmarks and self._padded is not None and pad:
+            if not result.hand_landmarks and pad:
+                if self._padded is None:
+                    with _native_quiet(self._quiet):
+                        self._padded = self._make_padded()
                 padded = np.ascontiguousarray(cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0))
                 again = self._padded.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=padded))
                 if again.hand_landmarks:

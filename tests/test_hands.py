@@ -144,7 +144,7 @@ def _npz_arrays(folder: Path) -> dict:
 
 @pytest.mark.slow
 def test_stopped_hands_run_then_rerun_equals_uninterrupted_run(tmp_path, hand_model):
-    clips = [("train" if i < 6 else "test", "AB"[i % 2], f"v{i // 6}", str(i * 10), str(i * 10 + 4), 4.0)
+    clips = [("train" if i < 6 else "test", "AB"[i % 2], f"v{i // 6}", str(i * 10), str(i * 10 + 2), 2.0)
              for i in range(8)]
     template = tmp_path / "template"
     write_clips(template, clips, fps=25, width=320, height=240)
