@@ -683,7 +683,7 @@ def _inference_copy(model):
 
 # -- prediction ------------------------------------------------------------------------------
 
-def predict(model, clips, spec: FeatureSpec, max_frames: int, batch_size: int = 256):
+def predict(model, clips, spec: FeatureSpec, max_frames: int, batch_size: int = 256, forward=None):
     """[(points, mask), ...] -> (probs (N, C) float32, has_hand (N,) bool).
 
     A clip with no hand gets a row of zeros and has_hand False: with zeros, every class
@@ -697,5 +697,5 @@ def predict(model, clips, spec: FeatureSpec, max_frames: int, batch_size: int = 
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
         inputs = model_inputs([clips[i] for i in chunk], spec, max_frames)
-        probs[chunk] = np.asarray(model(inputs, training=False))
+        probs[chunk] = np.asarray(forward(inputs) if forward is not None else model(inputs, training=False))
     return probs, has_hand

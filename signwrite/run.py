@@ -61,8 +61,13 @@ class Run:
 
         spec = lm.FeatureSpec.from_dict(self.config["landmarks"]["feature_spec"])
         points = [lm.signing_hand(c.image, c.handedness, c.width, c.height) for c in clips]
+        if self._forward is None:  # compiled once: an eager call of this small model costs 7-14x more (live)
+            import tensorflow as tf
+
+            self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         with interrupts_held():
-            return lm.predict(self.model, points, spec, int(self.config["landmarks"]["max_frames"]))
+            return lm.predict(self.model, points, spec, int(self.config["landmarks"]["max_frames"]),
+                              forward=self._forward)
 
     def predict_frames(self, frames_bgr) -> np.ndarray:
         """BGR uint8 frames of any size -> (n, n_classes) float32 probabilities.
