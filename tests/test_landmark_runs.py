@@ -60,7 +60,7 @@ def landmark_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("landmarks")
     write_hands_data(root / "data")
     rc = cli.main(["train", "--data-dir", str(root / "data"), "--logdir", str(root / "logs"), "--input",
-                   "landmarks", "--run", "lm", "--deterministic", "--epochs", "120"])
+                   "landmarks", "--run", "lm", "--deterministic", "--epochs", "60"])
     assert rc == 0
     return root
 
