@@ -46,9 +46,9 @@ MODELS = {
     "frames_small_cnn": ["--input", "frames", "--backbone", "small_cnn", "--weights", "none", "--epochs", "20",
                          "--monitor", "val_clip_top1"],
     "frames_inception": ["--input", "frames", "--backbone", "inception_v3", "--weights", "none", "--image-size",
-                         "96", "--epochs", "20"],
+                         "96", "--epochs", "15"],
     "hands_inception": ["--input", "hands", "--backbone", "inception_v3", "--weights", "none", "--image-size", "96",
-                        "--epochs", "20"],
+                        "--epochs", "15"],
 }
 LOPO_MODELS = ("landmarks", "frames_small_cnn")  # the big networks take ~10 minutes a fold here
 
