@@ -25,6 +25,7 @@ STAGES = {
     "predict": ("signwrite.predict", "classify new videos or transcribe a long one"),
     "live": ("signwrite.live", "classify a webcam (or a video played as one) continuously"),
     "demo": ("signwrite.demo", "the whole pipeline on a generated offline dataset"),
+    "annotate": ("signwrite.annotate", "propose clip times for the signs of a video, in a known order"),
     "hand-model": ("signwrite.hand_model", "put MediaPipe's hand model (hand_landmarker.task) in the user cache"),
 }
 
