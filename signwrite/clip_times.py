@@ -162,15 +162,17 @@ def read_sources(path: Path) -> dict[str, Source]:
     path = Path(path)
     rows = _read_rows(path)
     header = [c.lower() for c in rows[0][1]]
-    if header[:2] != ["video", "url"] or len(header) != 2:
-        raise InputError(path, [f"line {rows[0][0]}: header is {','.join(rows[0][1])!r}, expected 'video,url'"],
+    if header[:2] != ["video", "url"] or header[2:] not in ([], ["signs"]):
+        raise InputError(path, [f"line {rows[0][0]}: header is {','.join(rows[0][1])!r}, expected 'video,url' "
+                                "(or 'video,url,signs', the signs annotate reads)"],
                          fix="make the first line exactly: video,url")
+    width = len(header)  # a signs column is annotate's; fetch ignores it
     problems, sources = [], {}
     for line, cells in rows[1:]:
-        if len(cells) > 2:
-            problems.append(f"line {line}: expected 2 cells (video,url), found {len(cells)}")
+        if len(cells) > width:
+            problems.append(f"line {line}: expected {width} cells ({','.join(header)}), found {len(cells)}")
             continue
-        video, url = cells if len(cells) == 2 else (cells[0], "")
+        video, url = (cells + [""] * 2)[:2]
         if not SAFE_ID.match(video):
             problems.append(f"line {line}: video id {video!r} is not a safe file name "
                             "(letters, digits, '.', '_' and '-', starting with a letter or digit)")

@@ -313,3 +313,13 @@ def test_parse_shard(text, expected):
 def test_parse_shard_refuses_nonsense(text):
     with pytest.raises(SignwriteError, match="--shard must look like I/N"):
         clip_times.parse_shard(text)
+
+
+def test_sources_may_carry_the_signs_column_annotate_reads(tmp_path):
+    path = tmp_path / "sources.csv"
+    path.write_text('video,url,signs\nabc1,abc1.mp4,"A,B,C"\nabc2,abc2.mp4\n')
+    sources = read_sources(path)
+    assert sorted(sources) == ["abc1", "abc2"] and sources["abc1"].url == "abc1.mp4"
+    path.write_text("video,url,notes\nabc1,abc1.mp4,x\n")  # any other third column is still refused
+    with pytest.raises(InputError, match="video,url,signs"):
+        read_sources(path)
