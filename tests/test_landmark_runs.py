@@ -152,7 +152,8 @@ def test_real_letters_from_landmarks(junaid_dir, tmp_path, capsys):
     assert cli.main(["fetch", "--sources", str(junaid_dir / "sources.csv"), "--clip-times",
                      str(junaid_dir / "video_clip_times.csv"), "--data-dir", str(data),
                      "--test-videos", "junaid_abc2"]) == 0
-    assert cli.main(["extract-frames", "--data-dir", str(data), "--size", "96", "--hands"]) == 0
+    # landmarks come from the clips' own frames: a small --size only makes the JPEGs cheap
+    assert cli.main(["extract-frames", "--data-dir", str(data), "--size", "48", "--hands"]) == 0
     assert cli.main(["train", "--data-dir", str(data), "--logdir", str(logs), "--input", "landmarks",
                      "--run", "lm", "--deterministic"]) == 0
     metrics = json.loads((logs / "lm" / "metrics.json").read_text())
@@ -162,7 +163,10 @@ def test_real_letters_from_landmarks(junaid_dir, tmp_path, capsys):
     assert cli.main(["predict", "--run", str(logs / "lm"), str(raw / "B.mp4"), str(raw / "L.mp4"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [v["top_k"][0]["label"] for v in out["videos"]] == ["B", "L"]
+    # the first 12.3 s of the test video hold A to F (the whole video, 26 letters, reads
+    # ABCDEFGHIGKLMNOPQRSTUVWXY: J as G, Z out of the picture; README); tracking every
+    # window's frames of all of it would double this test's time
     assert cli.main(["predict", "--run", str(logs / "lm"), str(junaid_dir / "junaid_abc2.mp4"), "--transcribe",
-                     "--expect", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "--json"]) == 0
+                     "--end", "12.3", "--expect", "ABCDEF", "--out", str(tmp_path / "t.csv"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["edit_distance"] <= 3, result["text"]  # measured: 2 (J read as G; Z's hand is out of frame)
+    assert result["edit_distance"] <= 1, result["text"]
