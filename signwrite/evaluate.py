@@ -179,10 +179,15 @@ def hands_run_extras(test_clips, data_dir: Path) -> dict:
 
     n_frames = test_clips.n_frames.astype(int).sum()
     with_hand = sum(len([f for f in str(c).split(";") if f]) for c in test_clips.crops)
-    root = Path(data_dir) / "hands"
     return dict(unpredicted=clips_without_hand(test_clips), thumbnails=thumbnails(test_clips, data_dir),
                 extra_metrics={"hands_found": float(with_hand / max(n_frames, 1))},
-                hands_of_clip={c.clip_id: str(root / c.landmarks) for c in test_clips.itertuples() if c.landmarks})
+                hands_of_clip=hands_of_clip(test_clips, data_dir))
+
+
+def hands_of_clip(clips, data_dir: Path) -> dict:
+    """clip id -> its landmarks file, for the skeleton on the prediction grid."""
+    root = Path(data_dir) / "hands"
+    return {c.clip_id: str(root / c.landmarks) for c in clips.itertuples(index=False) if c.landmarks}
 
 
 def thumbnails(clips, data_dir: Path) -> dict:

@@ -255,18 +255,26 @@ def extract_clip(src: Path, dest: Path, clip_id: str, sampling: dict, *, threads
     if len(indices) < len(wanted):
         log.warning("%s: the container promises %d frames but fewer decode; kept %d of the %d sampled frames",
                     src, info.n_frames, len(indices), len(wanted))
+    names = [frame_name(clip_id, i) for i in indices]
+    with filled_folder(dest, clip_id) as tmp:
+        for name, buf in zip(names, jpegs):
+            write_file(tmp / name, buf)
+    return info.fps, names
+
+
+@contextlib.contextmanager
+def filled_folder(dest: Path, clip_id: str):
+    """A temp folder next to ``dest``, renamed to ``dest`` when the block ends well and
+    removed when it does not, so ``dest`` is whole or absent whatever happens."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{clip_id}.{writer_tag()}.{secrets.token_hex(3)}{TMP_MARK}"
     tmp.mkdir()
     try:
-        names = [frame_name(clip_id, i) for i in indices]
-        for name, buf in zip(names, jpegs):
-            write_file(tmp / name, buf)
+        yield tmp
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return info.fps, names
 
 
 @dataclass

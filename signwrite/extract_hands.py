@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from signwrite import hands, video
 from signwrite.errors import SignwriteError
-from signwrite.fsutil import TMP_MARK, writer_tag
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +82,13 @@ def extract_clip_hands(src: Path, dest: Path, clip_id: str, indices: list[int], 
     ``dest`` (whole or absent). Returns the clip's fps and the crop file names."""
     import cv2
 
-    from signwrite.extract_frames import frame_name, write_file
+    from signwrite.extract_frames import filled_folder, frame_name, write_file
 
     info, got, frames = video.read_sampled(src, lambda info: indices, threads=1)
     found = hands.track_frames(frames, got, info.fps, model_path)
     slot = found.signing_slot()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{clip_id}.{writer_tag()}.{secrets.token_hex(3)}{TMP_MARK}"
-    tmp.mkdir()
     names = []
-    try:
+    with filled_folder(dest, clip_id) as tmp:
         for t, (index, frame) in enumerate(zip(got, frames)):
             if found.handedness[t, slot] == hands.ABSENT:
                 continue
@@ -106,10 +99,6 @@ def extract_clip_hands(src: Path, dest: Path, clip_id: str, indices: list[int], 
             names.append(frame_name(clip_id, index))
             write_file(tmp / names[-1], buf)
         found.save(tmp / f"{clip_id}.npz")
-        os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info.fps, names
 
 

@@ -170,6 +170,11 @@ def write_reports(run_dir: Path, scores, labels: list[str], config: dict, frames
     return metrics
 
 
+def print_summary(metrics: dict | None, run_dir: Path) -> None:
+    """What train prints when a run is done."""
+    print(f"run {run_dir}: trained; no test split to score" if metrics is None else summary_text(metrics, run_dir))
+
+
 def summary_text(metrics: dict, run_dir: Path) -> str:
     def pct(v):
         return f"{'n/a':>8}" if v is None else f"{v:8.1%}"

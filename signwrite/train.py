@@ -607,12 +607,9 @@ def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief
                 extra = hands_run_extras(clips[clips.split == "test"], s.data_dir)
             metrics = test_and_report(model, labels, config, test, run_dir, s.batch_size, **extra)
     log.info("%s: done in %.0f s", run_dir, time.time() - t0)
-    if metrics is None:
-        print(f"run {run_dir}: trained; no test split to score")
-    else:
-        from signwrite.reports import summary_text
+    from signwrite.reports import print_summary
 
-        print(summary_text(metrics, run_dir))
+    print_summary(metrics, run_dir)
     return metrics
 
 

@@ -155,7 +155,8 @@ def train_landmarks(s, extract_config: dict) -> dict | None:
     """The whole ``--input landmarks`` run: train, save, score once, report."""
     from signwrite import data
     from signwrite.cli import import_tensorflow
-    from signwrite.reports import summary_text, write_reports
+    from signwrite.evaluate import hands_of_clip, thumbnails
+    from signwrite.reports import print_summary, write_reports
     from signwrite.train import check_config, run_config
 
     t0 = time.time()
@@ -188,7 +189,7 @@ def train_landmarks(s, extract_config: dict) -> dict | None:
         if (run_dir / "metrics.json").is_file():
             log.info("%s: already finished; `signwrite evaluate --run %s` re-scores it", run_dir, run_dir)
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            print(summary_text(metrics, run_dir))
+            print_summary(metrics, run_dir)
             return metrics
         import keras
 
@@ -215,28 +216,11 @@ def train_landmarks(s, extract_config: dict) -> dict | None:
             probs, has_hand = lm.predict(chosen["model"], [(c.points, c.mask) for c in test],
                                          chosen["settings"].feature_spec, max_frames)
             scores = score_clips(test, probs, has_hand, labels, s.aggregate)
-            frames_of_clip = _frames_of_clip(clips, s.data_dir)
-            metrics = write_reports(run_dir, scores, labels, config, frames_of_clip, _hands_of_clip(clips, s.data_dir))
+            metrics = write_reports(run_dir, scores, labels, config, thumbnails(clips, s.data_dir),
+                                    hands_of_clip(clips, s.data_dir))
     log.info("%s: done in %.0f s", run_dir, time.time() - t0)
-    if metrics is None:
-        print(f"run {run_dir}: trained; no test split to score")
-    else:
-        print(summary_text(metrics, run_dir))
+    print_summary(metrics, run_dir)
     return metrics
-
-
-def _hands_of_clip(clips, data_dir: Path) -> dict:
-    from signwrite.extract_hands import hands_dir
-
-    root = hands_dir(data_dir)
-    return {c.clip_id: str(root / c.landmarks) for c in clips.itertuples(index=False) if c.landmarks}
-
-
-def _frames_of_clip(clips, data_dir: Path) -> dict:
-    from signwrite.data import frames_dir
-
-    root = frames_dir(data_dir).resolve()
-    return {c.clip_id: [str(root / f) for f in c.frames.split(";") if f] for c in clips.itertuples(index=False)}
 
 
 def _write_history(run_dir: Path, history: dict) -> None:
@@ -273,6 +257,7 @@ def _plain(obj):
 def score_run(run, clips, data_dir: Path) -> dict | None:
     """Re-score a saved landmark run on the test clips of ``clips`` (evaluate's job)."""
     from signwrite import landmark_model as lm
+    from signwrite.evaluate import hands_of_clip, thumbnails
     from signwrite.reports import write_reports
 
     test = [c for c in load_clip_hands(clips[clips.split == "test"], data_dir) if c.label in run.labels]
@@ -282,5 +267,5 @@ def score_run(run, clips, data_dir: Path) -> dict | None:
     probs, has_hand = lm.predict(run.model, [(c.points, c.mask) for c in test], spec,
                                  int(run.config["landmarks"]["max_frames"]))
     scores = score_clips(test, probs, has_hand, run.labels, run.config.get("aggregate", "mean"))
-    return write_reports(run.path, scores, run.labels, run.config, _frames_of_clip(clips, data_dir),
-                         _hands_of_clip(clips, data_dir))
+    return write_reports(run.path, scores, run.labels, run.config, thumbnails(clips, data_dir),
+                         hands_of_clip(clips, data_dir))
