@@ -199,7 +199,7 @@ def main() -> int:
         return 0
     import cv2
 
-    from signwrite.cli import native_stderr_filtered
+    from signwrite.process import native_stderr_filtered
     from signwrite.hand_model import hand_model_path
 
     logging.disable(logging.INFO)  # keep the table readable; warnings still show

@@ -127,7 +127,7 @@ def bare_loop(model: Path, n: int) -> dict:
     import cv2
     import mediapipe as mp
 
-    from signwrite.cli import native_stderr_filtered
+    from signwrite.process import native_stderr_filtered
 
     found = frames = 0
     with native_stderr_filtered(hands.NATIVE_NOISE):
@@ -164,7 +164,7 @@ def split(run, model: Path, n: int, work: Path) -> dict:
     import tensorflow as tf
 
     from signwrite import landmark_model as lm
-    from signwrite.cli import native_stderr_filtered
+    from signwrite.process import native_stderr_filtered
     from signwrite.predict import DEFAULT_WINDOW, sampling_kwargs, top_k, training_clip_seconds
 
     spec = lm.FeatureSpec.from_dict(run.config["landmarks"]["feature_spec"])

@@ -6,6 +6,9 @@ Nothing heavy is imported here: TensorFlow loads only in the stages that need it
 """
 
 from signwrite.errors import SignwriteError
+from signwrite.process import catch_early_interrupt
+
+catch_early_interrupt()  # a Ctrl-C while a command is still importing: one line, exit 130
 
 __version__ = "0.1.0"
 __all__ = ["SignwriteError", "__version__"]

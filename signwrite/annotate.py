@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from signwrite.cli import run, setup_logging
+    from signwrite.process import run_stage, setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
                                          force=args.force, min_sign=args.min_sign, margin=args.margin,
                                          hands=not args.no_hands, hand_model=args.hand_model))
 
-    return run("annotate", go)
+    return run_stage("annotate", go)
 
 
 if __name__ == "__main__":

@@ -274,13 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from signwrite.cli import run, setup_logging
+    from signwrite.process import run_stage, setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     s = DemoSettings(workdir=args.workdir, size=args.size, source=args.source, test_videos=args.test_videos,
                      epochs=args.epochs, seed=args.seed, input=args.input)
-    return run("demo", run_demo, s)
+    return run_stage("demo", run_demo, s)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,6 @@
-"""Errors a user can cause. ``main`` prints them as one line and returns 1.
-
-Ctrl-C is one line too: ``cli.run`` reports it once a stage has begun, and the handler
-below covers the moment before, while a ``signwrite`` command is still importing (this is
-the first module of the package every command loads).
-"""
+"""Errors a user can cause. ``process.run_stage`` prints them as one line and returns 1."""
 
 from __future__ import annotations
-
-import os
-import signal
-import sys
-
-
-def _interrupted_early(signum, frame) -> None:
-    # Nothing has been written before a stage begins, so there is nothing to tidy.
-    os.write(2, b"signwrite: interrupted before it began; nothing was written\n")
-    os._exit(128 + signal.SIGINT)
-
-
-def _launched_as_command() -> bool:
-    """``python -m signwrite[.STAGE]`` or the ``signwrite`` script; not a library import."""
-    argv = getattr(sys, "orig_argv", [])
-    by_module = len(argv) > 2 and argv[1] == "-m" and argv[2].split(".")[0] == "signwrite"
-    by_script = os.path.basename(sys.argv[0] if sys.argv else "") == "signwrite"
-    return by_module or by_script
-
-
-if _launched_as_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-    signal.signal(signal.SIGINT, _interrupted_early)
 
 
 class SignwriteError(Exception):

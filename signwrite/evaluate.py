@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from signwrite import metrics as M
-from signwrite.cli import run, setup_logging
+from signwrite.process import run_stage, setup_logging
 from signwrite.errors import SignwriteError
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     setup_logging(a.verbose)
-    return run("evaluate", evaluate_run, a.run, a.data_dir, a.batch_size)
+    return run_stage("evaluate", evaluate_run, a.run, a.data_dir, a.batch_size)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from signwrite import extract_hands, video
-from signwrite.cli import interrupts_held, run, setup_logging
+from signwrite.process import interrupts_held, run_stage, setup_logging
 from signwrite.clip_times import label_problem, parse_shard, shard_filter
 from signwrite.errors import DiskFullError, InputError, SignwriteError, VideoError
 from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, is_disk_full,
@@ -943,7 +943,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report.summary())
         return 1 if report.failed else 0
 
-    return run("extract-frames", stage)
+    return run_stage("extract-frames", stage)
 
 
 if __name__ == "__main__":

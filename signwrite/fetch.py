@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from signwrite.cli import run, setup_logging
+    from signwrite.process import run_stage, setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                                  shard=clip_times.parse_shard(args.shard))
         return fetch(settings)
 
-    return run("fetch", go)
+    return run_stage("fetch", go)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import threading
 import zipfile
 from pathlib import Path
 
-from signwrite.cli import run, setup_logging
+from signwrite.process import run_stage, setup_logging
 from signwrite.errors import HandModelError
 from signwrite.fsutil import atomic_path, is_disk_full, remove_stale_temps_of, write_text
 
@@ -127,11 +127,11 @@ def _mediapipe_quiet():
     """Without -v, hide what MediaPipe and TensorFlow print natively on import and load:
     start-up notes, LiteRT's "INFO: ..." lines and its "ERROR: ..." line for a bad network
     (our error repeats it)."""
-    from signwrite import cli
+    from signwrite import process
 
-    if not cli._quiet_native:
+    if not process.quiet_native():
         return contextlib.nullcontext()
-    return cli.native_stderr_filtered(re.compile(cli._TF_NOISE.pattern + r"|(INFO|ERROR): .*"))
+    return process.native_stderr_filtered(re.compile(process.TF_NOISE.pattern + r"|(INFO|ERROR): .*"))
 
 
 def _test_load(path: Path, name: str) -> None:
@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             print(model)
         return 0
 
-    return run("hand-model", install)
+    return run_stage("hand-model", install)
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def _native_quiet(quiet: bool):
     if not quiet:
         yield
         return
-    from signwrite.cli import native_stderr_filtered
+    from signwrite.process import native_stderr_filtered
 
     with native_stderr_filtered(NATIVE_NOISE):
         yield

@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from signwrite.cli import run, setup_logging
+    from signwrite.process import run_stage, setup_logging
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = LiveSettings(run=args.run, camera=args.camera, video=args.video, db=args.db, show=args.show,
                             threshold=args.threshold, realtime=args.realtime,
                             window_seconds=args.window_seconds, max_frames=args.max_frames)
-    return run("live", live_command, settings)
+    return run_stage("live", live_command, settings)
 
 
 if __name__ == "__main__":

@@ -502,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from signwrite.cli import run, setup_logging
+    from signwrite.process import run_stage, setup_logging
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         run=args.run, videos=args.videos, start=args.start, end=args.end, top_k=args.top_k, json=args.json,
         transcribe=args.transcribe, window=args.window, stride=args.stride, threshold=args.threshold,
         min_windows=args.min_windows, out=args.out, srt=args.srt, expect=args.expect, batch_size=args.batch_size)
-    return run("predict", predict, settings)
+    return run_stage("predict", predict, settings)
 
 
 if __name__ == "__main__":

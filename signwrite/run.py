@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from signwrite.cli import interrupts_held
+from signwrite.process import interrupts_held
 from signwrite.errors import RunError
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def load_run(path) -> Run:
         if not f.is_file():
             raise RunError(f"{f}: missing ({what}); the run has not finished: run the same "
                            f"`signwrite train ... --run {path.name}` command again to resume it")
-    from signwrite.cli import import_tensorflow
+    from signwrite.process import import_tensorflow
 
     import_tensorflow()
     try:

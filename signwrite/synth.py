@@ -505,7 +505,7 @@ def make_dataset(out_dir: Path, *, n_classes: int = 6, n_signers: int = 4, takes
 
 
 def main(argv: list[str] | None = None) -> int:
-    from signwrite.cli import run, setup_logging
+    from signwrite.process import run_stage, setup_logging
 
     parser = argparse.ArgumentParser(
         prog="python -m signwrite.synth",
@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         size = tuple(int(s) for s in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--size must look like 160x120; received {args.size!r}")
-    return run("synth", make_dataset, args.out_dir, n_classes=args.classes, n_signers=args.signers,
+    return run_stage("synth", make_dataset, args.out_dir, n_classes=args.classes, n_signers=args.signers,
                takes_per_sign=args.takes, fps=args.fps, size=size, seed=args.seed,
                transcribe_signs=args.transcribe_signs, overwrite=args.overwrite)
 

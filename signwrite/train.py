@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from signwrite.cli import import_tensorflow, run, setup_logging
+from signwrite.process import import_tensorflow, run_stage, setup_logging
 from signwrite.errors import SignwriteError
 from signwrite.fsutil import TMP_MARK, atomic_path, folder_lock, remove_stale_temps, write_json, writer_tag
 
@@ -687,7 +687,7 @@ def parse_args(argv=None) -> tuple[TrainSettings, bool]:
 def main(argv: list[str] | None = None) -> int:
     settings, verbose = parse_args(argv)
     setup_logging(verbose)
-    return run("train", train, settings)
+    return run_stage("train", train, settings)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def score_clips(test: list[ClipHands], probs: np.ndarray, has_hand: np.ndarray, 
 def train_landmarks(s, extract_config: dict) -> dict | None:
     """The whole ``--input landmarks`` run: train, save, score once, report."""
     from signwrite import data
-    from signwrite.cli import import_tensorflow
+    from signwrite.process import import_tensorflow
     from signwrite.evaluate import hands_of_clip, thumbnails
     from signwrite.reports import print_summary, write_reports
     from signwrite.train import check_config, run_config

@@ -375,7 +375,8 @@ def interrupt_on_import_env(workdir: Path, module: str) -> dict:
     inject = workdir / "inject-sigint"
     inject.mkdir(parents=True, exist_ok=True)
     (inject / "sitecustomize.py").write_text(_INTERRUPT_ON_IMPORT)
-    return quiet_env(PYTHONPATH=str(inject), SIGNWRITE_FAULT_SIGINT_ON_IMPORT=module)
+    path = os.pathsep.join([str(inject), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return quiet_env(PYTHONPATH=path, SIGNWRITE_FAULT_SIGINT_ON_IMPORT=module)
 
 
 def enospc_env(workdir: Path, folder: Path, after: int) -> dict:

@@ -838,7 +838,7 @@ def test_broken_or_foreign_run_folders_are_refused_with_one_line_and_no_code_run
 
 @pytest.mark.parametrize("stage,module,name", [
     ("fetch", "signwrite.clip_times", "fetch"), ("extract_frames", "signwrite.video", "extract-frames"),
-    ("train", "signwrite.cli", "train"), ("predict", "signwrite.transcribe", "predict")])
+    ("train", "signwrite.fsutil", "train"), ("predict", "signwrite.transcribe", "predict")])
 def test_ctrl_c_while_a_command_is_starting_is_one_line_and_exit_130(tmp_path, stage, module, name):
     """A Ctrl-C before the stage begins (while it imports): no traceback, nothing written."""
     proc = F.run_stage(F.stage_cmd(stage, "--help"), env=F.interrupt_on_import_env(tmp_path, module))
@@ -893,7 +893,7 @@ def test_a_ctrl_c_during_a_held_call_lands_right_after_it():
     """What keeps a Ctrl-C out of TensorFlow's model call (where it became a SystemError)."""
     import os
 
-    from signwrite.cli import interrupts_held
+    from signwrite.process import interrupts_held
 
     done = []
     with pytest.raises(KeyboardInterrupt):

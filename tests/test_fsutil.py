@@ -57,7 +57,7 @@ def test_remove_stale_temps(tmp_path):
 def test_native_stderr_filter_drops_tensorflows_start_up_lines_and_keeps_the_rest(capfd):
     """What native code writes to file descriptor 2 in the block: TensorFlow's start-up noise
     goes, every other line comes out afterwards, in order, even when the block is interrupted."""
-    from signwrite.cli import native_stderr_filtered
+    from signwrite.process import native_stderr_filtered
 
     noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
              "I0000 00:00:1795313928.190716     708 port.cc:153] oneDNN custom operations are on.\n"
