@@ -93,7 +93,7 @@ def parse_signs(text: str, where: str) -> list[str]:
 
 def read_sources(path: Path) -> tuple[dict[str, clip_times.Source], dict[str, list[str]]]:
     """sources.csv as fetch reads it, plus an optional ``signs`` column (one list per video)."""
-    rows = clip_times._read_rows(path)
+    rows = clip_times.read_rows(path)
     header = [c.lower() for c in rows[0][1]]
     if "signs" not in header:
         return clip_times.read_sources(path), {}
@@ -106,7 +106,7 @@ def read_sources(path: Path) -> tuple[dict[str, clip_times.Source], dict[str, li
         if len(cells) > 3 or not clip_times.SAFE_ID.match(video) or not url:
             raise SignwriteError(f"{path}: line {line}: expected video,url,signs with a safe video id and a url "
                                  '(a list with commas goes in quotes: "A,B,C")')
-        kind, location, why = clip_times._resolve_url(url, Path(path).parent)
+        kind, location, why = clip_times.resolve_url(url, Path(path).parent)
         if why:
             raise SignwriteError(f"{path}: line {line}: {why}")
         sources[video] = clip_times.Source(video, url, kind, location, line)

@@ -76,7 +76,7 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
+def read_rows(path: Path) -> list[tuple[int, list[str]]]:
     """The non-blank rows of a CSV file, or one clear error for an unreadable or empty file."""
     text = _read_text(path)
     try:
@@ -160,7 +160,7 @@ def label_problem(label: str) -> str | None:
 def read_sources(path: Path) -> dict[str, Source]:
     """Read sources.csv (``video,url``) into {video id: Source}, checking every row."""
     path = Path(path)
-    rows = _read_rows(path)
+    rows = read_rows(path)
     header = [c.lower() for c in rows[0][1]]
     if header[:2] != ["video", "url"] or header[2:] not in ([], ["signs"]):
         raise InputError(path, [f"line {rows[0][0]}: header is {','.join(rows[0][1])!r}, expected 'video,url' "
@@ -185,7 +185,7 @@ def read_sources(path: Path) -> dict[str, Source]:
         if not url:
             problems.append(f"line {line}: video {video!r} has an empty url")
             continue
-        kind, location, why = _resolve_url(url, path.parent)
+        kind, location, why = resolve_url(url, path.parent)
         if why:
             problems.append(f"line {line}: {why}")
             continue
@@ -197,7 +197,7 @@ def read_sources(path: Path) -> dict[str, Source]:
     return sources
 
 
-def _resolve_url(url: str, base: Path) -> tuple[str, str, str]:
+def resolve_url(url: str, base: Path) -> tuple[str, str, str]:
     """(kind, location, problem). A plain path is a local file; only http(s) URLs download."""
     if any(unicodedata.category(c) == "Cc" for c in url):
         return "", "", f"url {url!r} holds a control character"
@@ -221,7 +221,7 @@ def _resolve_url(url: str, base: Path) -> tuple[str, str, str]:
 def read_clip_times(path: Path, sources: dict[str, Source]) -> list[Clip]:
     """Read video_clip_times.csv in either layout and check every row against ``sources``."""
     path = Path(path)
-    rows = _read_rows(path)
+    rows = read_rows(path)
     first = {c.lower() for c in rows[0][1]}
     # A header names at least two columns; a wide row holds one label and times. (One
     # name is not enough: "end" or "video" may well be a sign.)
