@@ -32,7 +32,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchlib import autogroup, stop_fork_server, timed  # noqa: E402
 from signwrite import video  # noqa: E402
 from signwrite.clip_times import clip_id  # noqa: E402
 from signwrite.extract_frames import ExtractSettings, extract_frames, frame_name  # noqa: E402
@@ -126,37 +126,6 @@ def bare_loop(clips, data_dir: Path, out: Path, size: int = 299, quality: int = 
                 _, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
                 buf.tofile(folder / frame_name(row.clip_id, i))
         cap.release()
-
-
-def stop_fork_server() -> None:
-    """Stop multiprocessing's fork server, as the end of a CLI run does.
-
-    The next signwrite run then pays the server's start-up, as every CLI run does, and the
-    server, once reaped, hands its workers' CPU time to this process's children times.
-    """
-    import multiprocessing.forkserver
-
-    getattr(multiprocessing.forkserver._forkserver, "_stop", lambda: None)()
-
-
-def timed(func) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process and its children, fork-server workers included)."""
-    c0 = os.times()
-    t0 = time.perf_counter()
-    func()
-    wall = time.perf_counter() - t0
-    stop_fork_server()
-    c1 = os.times()
-    cpu = (c1.user + c1.system + c1.children_user + c1.children_system
-           - c0.user - c0.system - c0.children_user - c0.children_system)
-    return wall, cpu
-
-
-def _autogroup() -> bool | None:
-    try:
-        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
-    except OSError:
-        return None
 
 
 def main() -> int:
@@ -270,19 +239,19 @@ def main() -> int:
               f"{sp['best_of']:.2f}x best of {args.repeats}")
         print(f"JPEGs byte-identical between signwrite and the bare loop: {identical}/{len(bare_jpgs)}"
               f"{'' if same_files else ' (MISMATCH)'}")
-        autogroup = _autogroup()
+        grouped = autogroup()
         if max(load) > 1.5:
             print(f"note: the 1-minute load average was {min(load):.1f}-{max(load):.1f} on {os.cpu_count()} CPUs"
                   + (" and the kernel shares CPU between sessions (autogroup), so while another session is "
                      "busy this one gets about one core however many processes it runs: --jobs 2 cannot "
                      "show its speed-up then. The best-of figures are the least-disturbed runs."
-                     if autogroup else "; the best-of figures are the least-disturbed runs."))
+                     if grouped else "; the best-of figures are the least-disturbed runs."))
 
         write_json(RESULTS, {
             "command": "python benchmarks/bench_extract.py" + (" --generated" if args.generated else "")
                        + (f" --repeats {args.repeats}" if args.repeats != 5 else ""),
             "clips": source, "n_clips": n_clips, "jpegs_per_run": len(bare_jpgs), "rounds": args.repeats,
-            "machine": {"cpus": os.cpu_count(), "loadavg_1min_per_round": load, "sched_autogroup": autogroup,
+            "machine": {"cpus": os.cpu_count(), "loadavg_1min_per_round": load, "sched_autogroup": grouped,
                         "python": platform.python_version(), "opencv": cv2.__version__,
                         "opencv_default_threads": default_threads},
             "contenders": rows,

@@ -46,6 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchlib import code_state, stop_fork_server, timed, version  # noqa: E402
 from signwrite import hands, video  # noqa: E402
 from signwrite.extract_frames import ExtractSettings, extract_frames  # noqa: E402
 from signwrite.fsutil import write_json  # noqa: E402
@@ -107,26 +108,6 @@ def bare_loop(clips, model: Path) -> int:
                                                      int(round(index * 1000 / info.fps)))
                 found += bool(result.hand_landmarks)
     return found
-
-
-def stop_fork_server() -> None:
-    """Stop multiprocessing's fork server, as the end of a CLI run does (see bench_extract)."""
-    import multiprocessing.forkserver
-
-    getattr(multiprocessing.forkserver._forkserver, "_stop", lambda: None)()
-
-
-def timed(func) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process and its children, fork-server workers included)."""
-    c0 = os.times()
-    t0 = time.perf_counter()
-    func()
-    wall = time.perf_counter() - t0
-    stop_fork_server()
-    c1 = os.times()
-    cpu = (c1.user + c1.system + c1.children_user + c1.children_system
-           - c0.user - c0.system - c0.children_user - c0.children_system)
-    return wall, cpu
 
 
 def run_stage(data_dir: Path, jobs: int, n_clips: int):
@@ -340,7 +321,7 @@ def main() -> int:
             "machine": {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in load_start],
                         "loadavg_1min_per_round": load, "loadavg_at_end": [round(x, 2) for x in la],
                         "python": platform.python_version(), "opencv": cv2.__version__,
-                        "mediapipe": _version("mediapipe"), "total_s": round(time.time() - t_start, 1)},
+                        "mediapipe": version("mediapipe"), "total_s": round(time.time() - t_start, 1)},
             "code": code,
             "contenders": rows,
             "ratios": {k: {m: round(v, 4) for m, v in d.items()} for k, d in ratios.items()},
@@ -359,26 +340,6 @@ def main() -> int:
         stop_fork_server()
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def code_state() -> dict:
-    """The commit, and the signwrite files that differ from it: the stage timed is the working tree."""
-    def git(*a):
-        done = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    changed = git("status", "--porcelain", "--", "signwrite")
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "signwrite_changed": [line[3:] for line in changed.splitlines()] if changed else []}
-
-
-def _version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from benchlib import code_state, version  # noqa: E402
 from signwrite import hands, live, video  # noqa: E402
 from signwrite.fsutil import write_json  # noqa: E402
 
@@ -388,7 +389,7 @@ def main() -> int:
             "machine": {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in load_start],
                         "loadavg_1min_per_round": load, "loadavg_at_end": [round(x, 2) for x in la],
                         "python": platform.python_version(), "opencv": cv2.__version__,
-                        "mediapipe": _version("mediapipe"), "tensorflow": tf.__version__,
+                        "mediapipe": version("mediapipe"), "tensorflow": tf.__version__,
                         "keras": keras.__version__, "total_s": round(time.time() - t_start, 1)},
             "code": code_state(),
             "fps": {k: round(v, 2) for k, v in fps.items()},
@@ -408,25 +409,6 @@ def main() -> int:
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def code_state() -> dict:
-    """The commit, and the signwrite files that differ from it: what is timed is the working tree."""
-    def git(*a):  # not stripped: a porcelain line starts with its status, a space for "unchanged"
-        done = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
-        return done.stdout if done.returncode == 0 else ""
-
-    return {"commit": git("rev-parse", "--short", "HEAD").strip() or None,
-            "signwrite_changed": [line[3:] for line in git("status", "--porcelain", "--", "signwrite").splitlines()]}
-
-
-def _version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 Without --run it only collects the results already in benchmarks/results/*.json; with --run
 it first runs each benchmark script (cut, extract, hands, train, predict, live_hands, scaling, demo,
-in that order; --only limits which are run and shown). A result file that is missing is shown as
+inputs, annotate, in that order; --only limits which are run and shown). A result file that is missing is shown as
 "not measured": nothing is estimated or filled in.
 
 Prints the table and writes benchmarks/results/summary.json and benchmarks/results/summary.md
@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-NAMES = ("cut", "extract", "hands", "train", "predict", "live_hands", "scaling", "demo")
+NAMES = ("cut", "extract", "hands", "train", "predict", "live_hands", "scaling", "demo", "inputs", "annotate")
 
 
 def _get(d, *path):
@@ -267,8 +267,60 @@ def rows_demo(d):
     return out
 
 
+def rows_inputs(d):
+    """Each input's clip top-1 on people the model never saw, against frames through InceptionV3."""
+    summary = _get(d, "summary") or {}
+    if not summary:
+        return [missing("inputs", "clip top-1, landmarks, unseen people", base, "> 1x")]
+    out = []
+    labels = {"landmarks": "landmarks", "hands_inception": "hand crops, InceptionV3",
+              "frames_small_cnn": "frames, small_cnn"}
+    for dataset, by_model in summary.items():
+        # the default model where it was measured, else the best frame model (leave-one-out ran only that)
+        base_name, base = (("frames_inception", "frames, InceptionV3 (the default)") if "frames_inception" in by_model
+                           else ("frames_small_cnn", "frames, small_cnn"))
+        ref = _get(by_model, base_name, "mean_top1")
+        for name, label in labels.items():
+            s = by_model.get(name)
+            if not s or name == base_name:
+                continue
+            ratio = s["mean_top1"] / ref if ref else None
+            out.append(row("inputs", f"clip top-1, {label}, {dataset}", base if ref else "not measured", ratio,
+                           "> 1x for landmarks" if name == "landmarks" else "informational",
+                           _check(ratio, lambda x: x > 1) if name == "landmarks" and ref else None,
+                           f"mean {s['mean_top1']:.3f}, worst {s['worst_top1']:.3f} over {s['folds']} fold(s)"
+                           + (f"; baseline {ref:.3f}" if ref else "")))
+    return out
+
+
+def rows_annotate(d):
+    """Proposed clip times against the typed ones: overlap, time per video second, and what training on them costs."""
+    results = _get(d, "results") or {}
+    if not results:
+        return [missing("annotate", "signs found (IoU >= 0.5)", "typed clip times", ">= 0.9")]
+    out = []
+    for dataset, methods in results.items():
+        for method, r in methods.items():
+            if method == "train":
+                diff = r.get("difference")
+                out.append(row("annotate", f"{dataset}: clip top-1, trained on proposed times", "trained on typed times",
+                               r["proposed_mean_top1"] / r["true_mean_top1"] if r.get("true_mean_top1") else None,
+                               ">= 0.95x", _check(diff, lambda x: x >= -0.05 * r["true_mean_top1"]),
+                               f"{r['proposed_mean_top1']:.3f} vs {r['true_mean_top1']:.3f} over {len(r['seeds'])} seeds"))
+                continue
+            sc, t = r["score"], r["time"]
+            out.append(row("annotate", f"{dataset}, {method}: signs found (IoU >= 0.5)", "typed clip times",
+                           sc["iou_ge_0.5"], "informational", None,
+                           f"{sc['signs']} signs, {sc['misses']} missed, median start error {sc['median_start_err_s']} s"))
+            out.append(row("annotate", f"{dataset}, {method}: time per video second (warm)", "the video's length",
+                           t["warm_wall_ratio"], "< 1x (faster than real time)", _check(t["warm_wall_ratio"], lambda x: x < 1),
+                           f"{t['warm_wall_s']} s for {t['video_seconds']} s of video; cold {t['cold_wall_s']} s"))
+    return out
+
+
 BUILDERS = {"cut": rows_cut, "extract": rows_extract, "hands": rows_hands, "train": rows_train,
-            "predict": rows_predict, "live_hands": rows_live_hands, "scaling": rows_scaling, "demo": rows_demo}
+            "predict": rows_predict, "live_hands": rows_live_hands, "scaling": rows_scaling, "demo": rows_demo,
+            "inputs": rows_inputs, "annotate": rows_annotate}
 
 
 def _fmt_ratio(r):
