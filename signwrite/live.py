@@ -224,7 +224,7 @@ def stop_on_sigint():
 # -- the loop ----------------------------------------------------------------------------------
 
 def live(s: LiveSettings, run=None) -> dict:
-    """Run until the source ends, q/Esc, Ctrl-C or ``max_frames``; returns a summary with the fps."""
+    """Classify until the source ends, q/Esc, Ctrl-C or ``max_frames``; returns a summary with the fps."""
     if s.show:
         check_display()
     if run is None:

@@ -81,11 +81,11 @@ def window_slots(starts, ends) -> list[tuple[float, float]]:
 
 def segments_from_windows(starts, ends, probs, labels: list[str], *,
                           threshold: float = DEFAULT_THRESHOLD, min_windows: int = 1) -> list[Segment]:
-    """Merge runs of confident windows that agree on the best sign into segments.
+    """Merge stretches of confident windows that agree on the best sign into segments.
 
     ``starts``/``ends``: each window's span in seconds, in time order; ``probs``: (n, C)
     class probabilities per window. A window is confident when its best probability is at
-    least ``threshold``; a run shorter than ``min_windows`` windows is dropped as a blip.
+    least ``threshold``; a stretch shorter than ``min_windows`` windows is dropped as a blip.
     """
     probs = np.asarray(probs, dtype=float)
     if len(probs) == 0:
@@ -94,7 +94,7 @@ def segments_from_windows(starts, ends, probs, labels: list[str], *,
         raise ValueError(f"probs {probs.shape} do not match {len(starts)} windows x {len(labels)} labels")
     best = probs.argmax(axis=1)
     conf = probs[np.arange(len(probs)), best]
-    # -1 marks a window that is not confident; it splits runs and is never reported.
+    # -1 marks a window that is not confident; it splits stretches and is never reported.
     cls = np.where(conf >= threshold, best, -1)
     slots = window_slots(starts, ends)
     segments, i = [], 0
