@@ -159,6 +159,8 @@ def jpeg_round_trip(frame: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else frame
 
 
+# What a run's config says about its windows: functions of anything with .sampling and
+# .config, as annotate also asks them of its stand-in runs (tests/test_annotate.py).
 def sampling_kwargs(run) -> dict:
     """``sample_indices`` keywords reproducing how extract_frames sampled the training clips."""
     s = run.sampling or {}
