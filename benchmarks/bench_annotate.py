@@ -10,7 +10,7 @@ Every video whose true times are known, through the real `signwrite annotate` co
     massey   massey_hand1..5 (still photos, 4 frames each: motion cannot see a new letter)
              --by model on hand3, hand4 with a landmark run trained on hand1, hand2, hand5;
              --by motion on all five, for the record
-    synth    the demo's generated dataset (signwrite.synth, demo's default profile, seed 0):
+    synth    the demo's generated dataset (signwrite.demo.synth, demo's default profile, seed 0):
              --by motion (--no-hands) on its 24 signers and transcribe.mp4, and with the hand
              tracker on two of them (no hand is found: the fallback); --by model on fetch's
              test signers and transcribe.mp4 with the demo's own run (small_cnn on frames)
@@ -265,7 +265,8 @@ def demo_args(profile: dict, data: Path, logs: Path) -> list[str]:
 
 
 def synth(work: Path, do_train: bool) -> dict:
-    from signwrite import demo, synth as sy
+    from signwrite import demo
+    from signwrite.demo import synth as sy
 
     profile = demo.PROFILES["default"]
     info = sy.make_dataset(work / "synth", n_classes=profile["classes"], n_signers=profile["signers"],

@@ -94,7 +94,7 @@ def make_run(work: Path) -> Path:
 
 def window_fill(run, fps: float) -> int:
     """Frames live reads before its rolling window is first full (no model call on them)."""
-    from signwrite.predict import DEFAULT_WINDOW, sampling_kwargs, training_clip_seconds
+    from signwrite.run import DEFAULT_WINDOW, sampling_kwargs, training_clip_seconds
 
     window = live.RollingWindow(training_clip_seconds(run) or DEFAULT_WINDOW, sampling_kwargs(run))
     n = 0
@@ -166,7 +166,7 @@ def split(run, model: Path, n: int, work: Path) -> dict:
 
     from signwrite import landmark_model as lm
     from signwrite.process import native_stderr_filtered
-    from signwrite.predict import DEFAULT_WINDOW, sampling_kwargs, top_k, training_clip_seconds
+    from signwrite.run import DEFAULT_WINDOW, sampling_kwargs, training_clip_seconds
 
     spec = lm.FeatureSpec.from_dict(run.config["landmarks"]["feature_spec"])
     max_frames = int(run.config["landmarks"]["max_frames"])
@@ -209,7 +209,7 @@ def split(run, model: Path, n: int, work: Path) -> dict:
             found["bare"] += bool(result.hand_landmarks)
 
         def record():
-            top = top_k(held["probs"], run.labels, 1)[0]
+            top = run.top_k(held["probs"], 1)[0]
             live.record(conn, (live.now_iso(), top["label"], top["probability"], "bench", SOURCE.name, "bench",
                                held["t"]))
 

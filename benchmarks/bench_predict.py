@@ -99,7 +99,7 @@ def bench_predict(run, clip: Path, long_video: Path, repeats: int) -> dict:
         holder = {}
         parts["decode"].append(timed(lambda: holder.update(frames=video.read_frames(clip, idx)[1])))
         parts["prepare"].append(timed(lambda: holder.update(
-            ready=[predict.as_extracted(f, run.sampling) for f in holder["frames"]])))
+            ready=[run.as_extracted(f) for f in holder["frames"]])))
         parts["model"].append(timed(lambda: run.aggregate(run.predict_frames(holder["ready"]))))
         end = video.probe(long_video).duration - 1.0
         parts["span_total"].append(timed(lambda: predict.classify_video(run, long_video, end - 2.0, end)))
@@ -120,7 +120,7 @@ def bench_live(run, source: Path, n_frames: int, rounds: int, tmp: Path) -> dict
     from signwrite.video import resize_short_side
 
     _, frames = video.read_frames(source, list(range(n_frames)))
-    ready = [predict.as_extracted(f, run.sampling) for f in frames]
+    ready = [run.as_extracted(f) for f in frames]
     size = run.sampling["size"]
     tensors = [tf.constant(np.asarray(resize_short_side(f, size)[None, ..., ::-1], np.float32)) for f in ready]
     forward = tf.function(lambda x: run.model(x, training=False), reduce_retracing=True)

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scaling.py [--base 24] [--stages fetch,extract,train] [--repeats 1]
 
-Generates demo-like datasets (signwrite.synth.make_dataset, 6 classes, one take per sign)
+Generates demo-like datasets (signwrite.demo.synth.make_dataset, 6 classes, one take per sign)
 with BASE, 2*BASE and 4*BASE signers, and runs the real stages on each, every stage in a
 fresh Python process so its peak memory is its own:
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     factors = (1, 2, 4)
     signers = [a.base * f for f in factors]
 
-    from signwrite.synth import make_dataset
+    from signwrite.demo.synth import make_dataset
 
     tmp = None
     root = a.workdir

@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from signwrite.errors import SignwriteError, VideoError
-from signwrite.predict import (DEFAULT_WINDOW, as_extracted, open_run, sampling_kwargs, stdout_to_stderr,
-                               top_k, training_clip_seconds)
+from signwrite.errors import SignwriteError
+from signwrite.run import DEFAULT_WINDOW, open_run, sampling_kwargs, stdout_to_stderr, training_clip_seconds
 from signwrite.transcribe import DEFAULT_THRESHOLD
-from signwrite.video import probe, sample_indices
+from signwrite.video import CameraSource, VideoSource, sample_indices
 
 log = logging.getLogger(__name__)
 
@@ -71,98 +70,6 @@ def default_db(run_dir: Path) -> Path:
 
 def now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-# -- frame sources ---------------------------------------------------------------------------
-
-class VideoSource:
-    """A video file as a camera: in real time it skips ahead to the frame the wall clock is at."""
-
-    def __init__(self, path: Path, realtime: bool = True):
-        import cv2
-
-        self.info = probe(path)
-        self.name = str(path)
-        self.fps = self.info.fps
-        self.realtime = realtime
-        self.cap = cv2.VideoCapture(str(path))
-        self.next = 0  # index of the next frame the decoder will return
-        self.dropped = 0
-        self.t0 = None
-
-    def read(self):
-        """(frame, seconds into the stream), or None at the end of the video."""
-        if self.realtime:
-            if self.t0 is None:
-                self.t0 = time.monotonic()
-            due = int((time.monotonic() - self.t0) * self.fps)
-            while self.next < due:  # the model fell behind: skip the frames whose time has passed
-                if not self.cap.grab():
-                    return None
-                self.next += 1
-                self.dropped += 1
-            wait = self.next / self.fps - (time.monotonic() - self.t0)
-            if wait > 0:
-                time.sleep(wait)
-        ok, frame = self.cap.read()
-        if not ok:
-            return None
-        self.next += 1
-        return frame, (self.next - 1) / self.fps
-
-    def close(self):
-        self.cap.release()
-
-
-class CameraSource:
-    """A camera read by a thread that keeps only the newest frame, so a slow model never lags."""
-
-    def __init__(self, index: int, timeout: float = 10.0):
-        import cv2
-
-        self.name = f"camera:{index}"
-        self.cap = cv2.VideoCapture(index)
-        if not self.cap.isOpened():
-            self.cap.release()
-            raise VideoError(f"camera {index} cannot be opened; check that it is connected and not used by "
-                             "another program, try another --camera number, or play a file with --video")
-        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
-        self.timeout = timeout
-        self.dropped = 0
-        self.cond = threading.Condition()
-        self.latest = None  # (frame, stream time, count)
-        self.count = self.seen = 0
-        self.stopped = False
-        self.t0 = time.monotonic()
-        self.thread = threading.Thread(target=self._reader, daemon=True)
-        self.thread.start()
-
-    def _reader(self):
-        while not self.stopped:
-            ok, frame = self.cap.read()
-            with self.cond:
-                if not ok:
-                    self.stopped = True
-                else:
-                    self.count += 1
-                    self.latest = (frame, time.monotonic() - self.t0, self.count)
-                self.cond.notify_all()
-
-    def read(self):
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.count > self.seen or self.stopped, self.timeout):
-                raise VideoError(f"{self.name}: no frame for {self.timeout:g} s; is the camera still connected?")
-            if self.count <= self.seen:
-                return None
-            frame, t, count = self.latest
-        self.dropped += count - self.seen - 1
-        self.seen = count
-        return frame, t
-
-    def close(self):
-        self.stopped = True
-        self.thread.join(timeout=2)
-        self.cap.release()
 
 
 # -- the rolling window -----------------------------------------------------------------------
@@ -207,18 +114,17 @@ class FrameClassifier:
     def __call__(self, frame: np.ndarray, t: float):
         run = self.run
         if self.tracker is None:
-            return np.asarray(run.predict_frames([as_extracted(frame, run.sampling or {})]))[0]
+            return np.asarray(run.predict_frames([run.as_extracted(frame)]))[0]
         image, _, handedness, _ = self.tracker.detect(frame, t * 1000)
         self.hands = image
         if run.input == "landmarks":
             return image, handedness, frame.shape[1], frame.shape[0]
-        from signwrite.hands import ABSENT, crop_hand
+        from signwrite.hands import HandFrames
 
-        present = np.flatnonzero(handedness != ABSENT)
-        if not len(present):
-            return None
-        crop = as_extracted(crop_hand(frame, image[present[0]], int(run.sampling["size"])), {"jpeg_quality": 95})
-        return np.asarray(run.predict_frames([crop]))[0]
+        found = HandFrames.empty([0], frame.shape[1], frame.shape[0])
+        found.image[0], found.handedness[0] = image, handedness
+        crops = run.hand_crops([frame], found)
+        return np.asarray(run.predict_frames(crops))[0] if crops else None
 
     def window_probs(self, items: list) -> np.ndarray | None:
         run = self.run
@@ -318,12 +224,11 @@ def stop_on_sigint():
 # -- the loop ----------------------------------------------------------------------------------
 
 def live(s: LiveSettings, run=None) -> dict:
-    """Run until the source ends, q/Esc, Ctrl-C or ``max_frames``; returns a summary with the fps."""
+    """Classify until the source ends, q/Esc, Ctrl-C or ``max_frames``; returns a summary with the fps."""
     if s.show:
         check_display()
     if run is None:
-        with stdout_to_stderr():
-            run = open_run(s.run)
+        run = open_run(s.run)
     seconds = s.window_seconds or training_clip_seconds(run) or DEFAULT_WINDOW
     db = s.db or default_db(s.run)
     conn = open_db(db)
@@ -353,7 +258,7 @@ def live(s: LiveSettings, run=None) -> dict:
                 frames += 1
                 recent.append(time.monotonic())
                 fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9) if len(recent) > 1 else 0.0
-                top = top_k(probs, run.labels, 3) if probs is not None else []
+                top = run.top_k(probs, 3) if probs is not None else []
                 if top and top[0]["probability"] >= s.threshold:
                     record(conn, (now_iso(), top[0]["label"], top[0]["probability"], run_name, source.name,
                                   session, round(t, 3)))

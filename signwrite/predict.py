@@ -7,9 +7,10 @@ sees a video exactly as training saw its clips.
     python -m signwrite.predict --run logs/NAME VIDEO [VIDEO ...] [--start S --end E] [--top-k K] [--json]
     python -m signwrite.predict --run logs/NAME LONG_VIDEO --transcribe [--window SEC] [--stride SEC]
 
-Transcription decodes the long video once, front to back, and runs the model once per
-sampled frame; each window's prediction is the run's aggregation of the frame
-probabilities it holds, so overlapping windows cost nothing extra.
+Transcription decodes the long video once, front to back, and gives the model each
+sampled frame once; each window's prediction is the run's aggregation of the frame
+probabilities it holds, so overlapping windows cost nothing extra. How a frame becomes
+model input is the run's own (signwrite.run).
 
 A run trained on hands (``--input hands`` or ``landmarks``) finds the hands itself, with
 MediaPipe's tracker over the video's own frames, as extract-frames --hands did: a landmark
@@ -31,14 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from signwrite import transcribe as tr
-from signwrite.errors import RunError, SignwriteError, VideoError
+from signwrite.errors import SignwriteError, VideoError
 from signwrite.hand_model import hand_model_path
 from signwrite.hands import HandFrames, track_frames
-from signwrite.video import probe, read_sampled, resize_short_side, sample_indices
+from signwrite.run import DEFAULT_WINDOW, open_run, sampling_kwargs, stdout_to_stderr, training_clip_seconds
+from signwrite.transcribe import plan_windows, window_grid
+from signwrite.video import iter_frames, probe, read_sampled, sample_indices
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WINDOW = 1.5  # seconds, when the run does not say how long its training clips were
 STRIDE_FRACTION = 0.25  # default stride = window / 4
 
 
@@ -72,54 +74,7 @@ class ClipPrediction:
     has_hand: bool = True  # a hand-based run found a hand (else probs are zeros: no prediction)
 
 
-# -- reading a run the way predict needs it --------------------------------------------------
-
-def open_run(path: Path):
-    path = Path(path)
-    if not path.is_dir():
-        raise RunError(f"{path}: no such run folder; pass --run logs/NAME, a folder written by "
-                       "'signwrite train'")
-    from signwrite.run import load_run
-
-    return load_run(path)
-
-
-def sampling_kwargs(run) -> dict:
-    """``sample_indices`` keywords reproducing how extract_frames sampled the training clips."""
-    s = run.sampling or {}
-    return {"frames_per_clip": s.get("frames_per_clip"), "rate": s.get("fps"),
-            "all_frames": bool(s.get("all_frames"))}
-
-
-def training_clip_seconds(run) -> float | None:
-    """The median duration of the run's training clips (train records it in config.json)."""
-    value = ((run.config or {}).get("data") or {}).get("median_clip_seconds")
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
-
-
-def as_extracted(frame: np.ndarray, sampling: dict) -> np.ndarray:
-    """A decoded frame made the way extract_frames stored it: short side resized, JPEG round trip."""
-    import cv2
-
-    size = sampling.get("size")
-    if size:
-        frame = resize_short_side(frame, int(size))
-    quality = sampling.get("jpeg_quality")
-    if quality:
-        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        if ok:
-            frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    return frame
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Keep stray prints (Keras progress bars) off stdout, which carries only the product output."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
-
-
-# -- spans and windows ------------------------------------------------------------------------
+# -- spans --------------------------------------------------------------------------------------
 
 def frame_span(info, start: float | None, end: float | None) -> tuple[int, int]:
     """[first, stop) frame indices of the span; a VideoError if it is not inside the video."""
@@ -134,67 +89,11 @@ def frame_span(info, start: float | None, end: float | None) -> tuple[int, int]:
     return first, stop
 
 
-def window_grid(window: float, stride: float, fps: float, sampling: dict, *,
-                tune_length: bool = False, tune_stride: bool = False) -> tuple[int, int]:
-    """Window length and stride in frames.
-
-    A window samples its frames like a training clip, so two windows share frames only
-    when the stride fits the sampling step. Where the user left them to us, the length may
-    move by up to 2 frames and the stride shrink by up to a fifth (never grow: timing stays
-    as fine as asked) to where windows share the most frames; each frame goes through the
-    model once, so that cuts the model's work (2-3x at 50 fps with 16 frames a window).
-    """
-    base_len, base_step = max(1, round(window * fps)), max(1, round(stride * fps))
-    lengths = range(max(1, base_len - 2), base_len + 3) if tune_length else [base_len]
-    steps = range(max(1, int(base_step * 0.8)), base_step + 1) if tune_stride else [base_step]
-
-    def frames_per_step(length: int, step: int) -> float:
-        offsets = sample_indices(length, fps, **sampling)
-        return len({k * step + i for k in range(20) for i in offsets}) / (20 * step)
-
-    return min(((n, k) for n in lengths for k in steps),
-               key=lambda nk: (round(frames_per_step(*nk), 6), abs(nk[0] - base_len) + abs(nk[1] - base_step)))
-
-
-def plan_windows(first: int, stop: int, fps: float, length: int, step: int,
-                 sampling: dict) -> list[tuple[int, int, list[int]]]:
-    """(start, stop, sampled frame indices) of every window, each sampled like a training clip."""
-    if stop - first <= length:
-        starts, length = [first], stop - first
-    else:
-        starts = list(range(first, stop - length + 1, step))
-        if starts[-1] < stop - length:  # let the last window reach the end of the span
-            starts.append(stop - length)
-    return [(a, a + length, [a + i for i in sample_indices(length, fps, **sampling)]) for a in starts]
-
-
-def iter_frames(path: Path, wanted: list[int]):
-    """Yield (index, BGR frame) for the wanted indices, decoding the video once, in order."""
-    import cv2
-
-    wanted = sorted(set(wanted))
-    cap = cv2.VideoCapture(str(path))
-    try:
-        i = 0
-        for target in wanted:
-            while i < target:
-                if not cap.grab():
-                    return
-                i += 1
-            ok, frame = cap.read()
-            if not ok:
-                return
-            i += 1
-            yield target, frame
-    finally:
-        cap.release()
-
 
 # -- the two jobs ---------------------------------------------------------------------------
 
 def classify_video(run, path: Path, start: float | None = None, end: float | None = None) -> ClipPrediction:
     """One clip (a whole video or a span of it) -> the run's aggregated class probabilities."""
-    sampling = run.sampling or {}
     span = []
 
     def choose(info) -> list[int]:
@@ -204,8 +103,7 @@ def classify_video(run, path: Path, start: float | None = None, end: float | Non
 
     t0 = time.perf_counter()
     hand_based = run.input != "frames"  # hands are found at the video's own resolution
-    info, got, frames = read_sampled(path, choose, transform=None if hand_based else
-                                     lambda f: as_extracted(f, sampling))
+    info, got, frames = read_sampled(path, choose, transform=None if hand_based else run.as_extracted)
     t1 = time.perf_counter()
     wanted = len(choose(info))
     if len(got) < wanted:
@@ -215,7 +113,7 @@ def classify_video(run, path: Path, start: float | None = None, end: float | Non
     with stdout_to_stderr():
         if hand_based:
             found = track_frames(frames, got, info.fps, hand_model_path())
-            probs, has = probs_from_hands(run, [found], [frames])
+            probs, has = run.classify_hands([found], [frames])
             probs, has_hand = probs[0], bool(has[0])
         else:
             probs = run.aggregate(run.predict_frames(frames))
@@ -224,41 +122,10 @@ def classify_video(run, path: Path, start: float | None = None, end: float | Non
                           {"decode_s": t1 - t0, "model_s": t2 - t1}, has_hand)
 
 
-def hand_crops(frames, found, size: int) -> list[np.ndarray]:
-    """The signing hand's crops of the frames that show it, made as extract-frames made them."""
-    from signwrite.extract_hands import JPEG_QUALITY
-    from signwrite.hands import ABSENT, crop_hand
-
-    slot = found.signing_slot()
-    return [as_extracted(crop_hand(f, found.image[t, slot], size), {"jpeg_quality": JPEG_QUALITY})
-            for t, f in enumerate(frames) if found.handedness[t, slot] != ABSENT]
-
-
-def probs_from_hands(run, clips, frames=None) -> tuple[np.ndarray, np.ndarray]:
-    """A hand-based run on clips' hands (and, for a hands run, their frames): (probs (n, C),
-    has_hand (n,)); a clip without a hand gets zeros."""
-    if run.input == "landmarks":
-        return run.classify_hands(clips)
-    probs = np.zeros((len(clips), len(run.labels)), np.float32)
-    has_hand = np.zeros(len(clips), bool)
-    for i, (found, clip_frames) in enumerate(zip(clips, frames)):
-        crops = hand_crops(clip_frames, found, int(run.sampling["size"]))
-        if crops:
-            probs[i], has_hand[i] = run.aggregate(run.predict_frames(crops)), True
-    return probs, has_hand
-
-
-def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[dict]:
-    order = np.argsort(-np.asarray(probs), kind="stable")[:k]
-    return [{"label": labels[i], "probability": round(float(probs[i]), 4)} for i in order]
-
-
 def transcribe_video(run, path: Path, *, window: float | None = None, stride: float | None = None,
                      threshold: float = tr.DEFAULT_THRESHOLD, min_windows: int = 1,
                      start: float | None = None, end: float | None = None, batch_size: int = 32) -> dict:
     """Slide a window over the video -> {"segments", "text", "windows", ...} (times in seconds)."""
-    from tqdm import tqdm
-
     info = probe(path)
     first, stop = frame_span(info, start, end)
     given_window, given_stride = window, stride
@@ -285,19 +152,17 @@ def transcribe_video(run, path: Path, *, window: float | None = None, stride: fl
         frame_probs.update(zip([i for i, _ in batch], probs))
         batch.clear()
 
-    sampling = run.sampling or {}
     decoded = 0
     with contextlib.ExitStack() as stack:
         tracker = stack.enter_context(run.hand_tracker()) if run.input == "hands" else None
-        for i, frame in tqdm(iter_frames(path, wanted), total=len(wanted), unit="frame", desc="transcribe",
-                             file=sys.stderr, disable=None):
+        for i, frame in sampled_frames(path, wanted):
             decoded += 1
             if tracker is None:
-                batch.append((i, as_extracted(frame, sampling)))
+                batch.append((i, run.as_extracted(frame)))
             else:  # the crop of the hand, where there is one; no hand, no probabilities
                 found = HandFrames.empty([i], *frame.shape[1::-1])
                 found.image[0], _, found.handedness[0], _ = tracker.detect(frame, i * 1000 / info.fps)
-                batch += [(i, crop) for crop in hand_crops([frame], found, int(sampling["size"]))]
+                batch += [(i, crop) for crop in run.hand_crops([frame], found)]
             if len(batch) >= batch_size:
                 flush()
         if batch:
@@ -318,27 +183,18 @@ def transcribe_video(run, path: Path, *, window: float | None = None, stride: fl
             raise VideoError(f"{path}: no hand was found in any frame, so this hand-based run cannot "
                              "transcribe it; check that the signing hand is in the picture")
         raise VideoError(f"{path}: no frame could be decoded; the file may be truncated")
-    segments = tr.segments_from_windows(starts, ends, np.stack(window_probs), run.labels,
-                                        threshold=threshold, min_windows=min_windows)
     done = sorted(frame_probs)
-    centres = (np.array(done) + 0.5) / info.fps
-    segments = tr.tighten_edges(segments, centres, np.stack([frame_probs[i] for i in done]), run.labels,
-                                threshold=threshold)
-    return {"video": str(path), "window": window, "stride": stride, "threshold": threshold,
-            "segments": segments, "text": tr.transcript_text(segments, run.labels),
-            "windows": {"start": starts, "end": ends, "probs": np.stack(window_probs)}}
+    return transcript(run, path, window, stride, threshold, min_windows, starts, ends, np.stack(window_probs),
+                      (np.array(done) + 0.5) / info.fps, np.stack([frame_probs[i] for i in done]))
 
 
 def transcribe_landmarks(run, path: Path, info, plan, wanted, window: float, stride: float,
                          threshold: float, min_windows: int) -> dict:
     """transcribe_video for a landmark run: the hands of every sampled frame, tracked once in
     order, then each window's sequence of them through the model."""
-    from tqdm import tqdm
-
     found = None
     with run.hand_tracker() as tracker:
-        for t, (i, frame) in enumerate(tqdm(iter_frames(path, wanted), total=len(wanted), unit="frame",
-                                            desc="transcribe", file=sys.stderr, disable=None)):
+        for t, (i, frame) in enumerate(sampled_frames(path, wanted)):
             if found is None:
                 found = HandFrames.empty(wanted, *frame.shape[1::-1])
             found.image[t], found.world[t], found.handedness[t], found.score[t] = \
@@ -356,9 +212,6 @@ def transcribe_landmarks(run, path: Path, info, plan, wanted, window: float, str
                          "check that the signing hand is in the picture")
     starts = [a / info.fps for (a, _, _), h in zip(plan, has_hand) if h]
     ends = [b / info.fps for (_, b, _), h in zip(plan, has_hand) if h]
-    window_probs = probs[has_hand]
-    segments = tr.segments_from_windows(starts, ends, window_probs, run.labels, threshold=threshold,
-                                        min_windows=min_windows)
     # a frame's probabilities: the mean of the windows that hold it (the model sees windows, not frames)
     frame_sum = np.zeros((len(wanted), len(run.labels)))
     frame_n = np.zeros(len(wanted))
@@ -368,13 +221,28 @@ def transcribe_landmarks(run, path: Path, info, plan, wanted, window: float, str
             frame_sum[rows] += p
             frame_n[rows] += 1
     keep = frame_n > 0
-    centres = (np.asarray(wanted)[keep] + 0.5) / info.fps
-    segments = tr.tighten_edges(segments, centres, frame_sum[keep] / frame_n[keep, None], run.labels,
-                                threshold=threshold)
+    return {**transcript(run, path, window, stride, threshold, min_windows, starts, ends, probs[has_hand],
+                         (np.asarray(wanted)[keep] + 0.5) / info.fps, frame_sum[keep] / frame_n[keep, None]),
+            "hands_found": float(found.found.mean())}
+
+
+def sampled_frames(path: Path, wanted: list[int]):
+    """The wanted frames of the video, decoded once in order, with a progress bar."""
+    from tqdm import tqdm
+
+    return tqdm(iter_frames(path, wanted), total=len(wanted), unit="frame", desc="transcribe", file=sys.stderr,
+                disable=None)
+
+
+def transcript(run, path: Path, window: float, stride: float, threshold: float, min_windows: int,
+               starts, ends, window_probs, frame_times, frame_probs) -> dict:
+    """The windows' probabilities -> segments, their edges tightened by the frames' own."""
+    segments = tr.segments_from_windows(starts, ends, window_probs, run.labels, threshold=threshold,
+                                        min_windows=min_windows)
+    segments = tr.tighten_edges(segments, frame_times, frame_probs, run.labels, threshold=threshold)
     return {"video": str(path), "window": window, "stride": stride, "threshold": threshold,
             "segments": segments, "text": tr.transcript_text(segments, run.labels),
-            "windows": {"start": starts, "end": ends, "probs": window_probs},
-            "hands_found": float(found.found.mean())}
+            "windows": {"start": starts, "end": ends, "probs": window_probs}}
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -389,7 +257,7 @@ def refuse_overwriting(out: Path, inputs: list[Path]) -> None:
             raise SignwriteError(f"{out}: that is the input video; choose another path for --out/--srt")
 
 
-def run_transcribe(run, s: PredictSettings) -> int:
+def transcribe_command(run, s: PredictSettings) -> int:
     from signwrite import fsutil
 
     video = s.videos[0]
@@ -401,7 +269,7 @@ def run_transcribe(run, s: PredictSettings) -> int:
                               min_windows=s.min_windows, start=s.start, end=s.end, batch_size=s.batch_size)
     segments = result["segments"]
     settings_file = out.with_suffix(".json") if out.suffix != ".json" else out.with_name(out.name + ".json")
-    for path in (out, s.srt, settings_file):  # what a killed run left half-written
+    for path in (out, s.srt, settings_file):  # what a killed predict left half-written
         if path:
             fsutil.remove_stale_temps_of(path)
     fsutil.write_csv(out, tr.segments_frame(segments))
@@ -429,7 +297,7 @@ def run_transcribe(run, s: PredictSettings) -> int:
     return 0
 
 
-def run_classify(run, s: PredictSettings) -> int:
+def classify_command(run, s: PredictSettings) -> int:
     n_classes = len(run.labels)
     if s.top_k > n_classes:
         log.warning("--top-k %d is more than the run's %d classes; showing all %d", s.top_k, n_classes, n_classes)
@@ -450,7 +318,7 @@ def run_classify(run, s: PredictSettings) -> int:
             results.append({"video": str(video), "start": round(pred.start, 3), "end": round(pred.end, 3),
                             "frames": pred.n_frames, "error": why})
             continue
-        top = top_k(pred.probs, run.labels, s.top_k)
+        top = run.top_k(pred.probs, s.top_k)
         results.append({"video": str(video), "start": round(pred.start, 3), "end": round(pred.end, 3),
                         "frames": pred.n_frames, "top_k": top})
         if not s.json:
@@ -465,9 +333,8 @@ def run_classify(run, s: PredictSettings) -> int:
 
 
 def predict(s: PredictSettings) -> int:
-    with stdout_to_stderr():
-        run = open_run(s.run)
-    return run_transcribe(run, s) if s.transcribe else run_classify(run, s)
+    run = open_run(s.run)
+    return transcribe_command(run, s) if s.transcribe else classify_command(run, s)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,24 +1,34 @@
 """A trained run, as predict, live and evaluate use it (docs/CONTRACTS.md).
 
-    from signwrite.run import load_run
-    run = load_run("logs/NAME")
+    from signwrite.run import load_run, open_run
+    run = load_run("logs/NAME")  # or open_run(path) for a --run argument
     run.labels                   # list[str], index = class id
     run.config                   # everything in config.json
     run.sampling                 # the extract_config the run was trained on
+    run.input                    # "frames", "hands" (crops into the backbone) or "landmarks"
+    run.as_extracted(frame)      # a decoded BGR frame made as extract_frames stored it for training
     run.predict_frames(frames)   # HxWx3 uint8 BGR frames (any size) -> (n, C) float32
     run.aggregate(probs)         # (n, C) -> (C,) with the run's aggregation
-    run.input                    # "frames", "hands" (crops into the backbone) or "landmarks"
-    run.classify_hands(clips)    # landmark runs: [HandFrames, ...] -> (probs (n, C), has_hand (n,))
+    run.top_k(probs, k)          # [{"label", "probability"}, ...], best first
     run.hand_tracker()           # hand-based runs: a HandTracker to find the hands in new video
+    run.hand_crops(frames, hands)  # hands runs: the signing hand's crops, as extract-frames --hands made them
+    run.classify_hands(clips, frames)  # hand-based runs: [HandFrames, ...] -> (probs (n, C), has_hand (n,))
+    sampling_kwargs(run)         # sample_indices keywords: which frames of a clip or window the run sees
+    training_clip_seconds(run)   # how long its training clips were (a window's length), or None
 
-model.keras holds the whole pipeline from raw RGB frames (centre crop, resize, the
-backbone's preprocess_input, backbone, head), so nothing here can drift from training.
+This module is the one owner of the pixel path at prediction time: how a decoded frame
+becomes model input (resize, the JPEG round trip that matches the training frames, colour
+order), which frames are sampled, how long a window is. model.keras holds the rest of the
+pipeline from raw RGB frames (centre crop, resize, the backbone's preprocess_input,
+backbone, head), so nothing here can drift from training.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +38,8 @@ from signwrite.process import interrupts_held
 from signwrite.errors import RunError
 
 log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 1.5  # seconds, when the run does not say how long its training clips were
 
 
 @dataclass
@@ -54,9 +66,18 @@ class Run:
 
         return HandTracker(hand_model_path(model_path))
 
-    def classify_hands(self, clips) -> tuple[np.ndarray, np.ndarray]:
-        """A landmark run on clips' hands ([hands.HandFrames, ...]): their probabilities, and
-        which clips had a hand at all (those without get a row of zeros: no prediction)."""
+    def classify_hands(self, clips, frames=None) -> tuple[np.ndarray, np.ndarray]:
+        """A hand-based run on clips' hands ([hands.HandFrames, ...]; a hands run also needs
+        each clip's frames): their probabilities, and which clips had a hand at all (those
+        without get a row of zeros: no prediction)."""
+        if self.input != "landmarks":  # the signing hand's crops through the backbone
+            probs = np.zeros((len(clips), len(self.labels)), np.float32)
+            has_hand = np.zeros(len(clips), bool)
+            for i, (found, clip_frames) in enumerate(zip(clips, frames)):
+                crops = self.hand_crops(clip_frames, found)
+                if crops:
+                    probs[i], has_hand[i] = self.aggregate(self.predict_frames(crops)), True
+            return probs, has_hand
         from signwrite import landmark_model as lm
 
         spec = lm.FeatureSpec.from_dict(self.config["landmarks"]["feature_spec"])
@@ -68,6 +89,26 @@ class Run:
         with interrupts_held():
             return lm.predict(self.model, points, spec, int(self.config["landmarks"]["max_frames"]),
                               forward=self._forward)
+
+    def as_extracted(self, frame: np.ndarray) -> np.ndarray:
+        """A decoded frame made the way extract_frames stored it: short side resized, JPEG round trip."""
+        from signwrite.video import resize_short_side
+
+        size = self.sampling.get("size")
+        if size:
+            frame = resize_short_side(frame, int(size))
+        quality = self.sampling.get("jpeg_quality")
+        return jpeg_round_trip(frame, int(quality)) if quality else frame
+
+    def hand_crops(self, frames, found) -> list[np.ndarray]:
+        """The signing hand's crops of the frames that show it (``found``: their HandFrames),
+        made as extract-frames --hands made them."""
+        from signwrite.extract_hands import JPEG_QUALITY
+        from signwrite.hands import ABSENT, crop_hand
+
+        slot, size = found.signing_slot(), int(self.sampling["size"])
+        return [jpeg_round_trip(crop_hand(f, found.image[t, slot], size), JPEG_QUALITY)
+                for t, f in enumerate(frames) if found.handedness[t, slot] != ABSENT]
 
     def predict_frames(self, frames_bgr) -> np.ndarray:
         """BGR uint8 frames of any size -> (n, n_classes) float32 probabilities.
@@ -104,6 +145,40 @@ class Run:
         from signwrite.metrics import aggregate
 
         return aggregate(probs, self.config.get("aggregate", "mean"))
+
+    def top_k(self, probs: np.ndarray, k: int) -> list[dict]:
+        order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+        return [{"label": self.labels[i], "probability": round(float(probs[i]), 4)} for i in order]
+
+
+def jpeg_round_trip(frame: np.ndarray, quality: int) -> np.ndarray:
+    """The frame as a JPEG of this quality would decode (the frame itself if encoding fails)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else frame
+
+
+# What a run's config says about its windows: functions of anything with .sampling and
+# .config, as annotate also asks them of its stand-in runs (tests/test_annotate.py).
+def sampling_kwargs(run) -> dict:
+    """``sample_indices`` keywords reproducing how extract_frames sampled the training clips."""
+    s = run.sampling or {}
+    return {"frames_per_clip": s.get("frames_per_clip"), "rate": s.get("fps"),
+            "all_frames": bool(s.get("all_frames"))}
+
+
+def training_clip_seconds(run) -> float | None:
+    """The median duration of the run's training clips (train records it in config.json)."""
+    value = ((run.config or {}).get("data") or {}).get("median_clip_seconds")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Keep stray prints (Keras progress bars) off stdout, which carries only the product output."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 # Where the layers, initializers, activations (and, in runs saved compiled, the optimizer
@@ -185,3 +260,13 @@ def load_run(path) -> Run:
         raise RunError(f"{path}: labels.json lists {len(labels)} labels but the model outputs {n_out} "
                        "classes; the files come from different runs: train the run again")
     return Run(path, model, labels, config)
+
+
+def open_run(path) -> Run:
+    """The run a --run argument names, loaded with Keras' stray prints kept off stdout."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run folder; pass --run logs/NAME, a folder written by "
+                       "'signwrite train'")
+    with stdout_to_stderr():
+        return load_run(path)

@@ -1,7 +1,9 @@
-"""Small video primitives: probe, frame-accurate cut, frame sampling and decoding.
+"""Small video primitives: probe, frame-accurate cut, frame sampling and decoding, and
+the frame sources live classifies (a camera, or a video file played as one).
 
-OpenCV decodes; the ffmpeg that ships inside the imageio-ffmpeg wheel (a moviepy
-dependency) encodes cuts, so no system ffmpeg is needed.
+OpenCV decodes, always through ``FrameReader``, the one sequential decoder; the ffmpeg
+that ships inside the imageio-ffmpeg wheel (a moviepy dependency) encodes cuts, so no
+system ffmpeg is needed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import itertools
 import logging
 import os
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,36 +143,61 @@ def sample_indices(n_frames: int, fps: float, *, frames_per_clip: int | None = 1
     return [int((i + 0.5) * n_frames / n) for i in range(n)]
 
 
+class FrameReader:
+    """A video decoded front to back. Frames skipped over are grabbed, not converted, which
+    is exact for every codec (seeking by frame index is not) and cheap."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        self.cap = _open(path, threads)
+        self.next = 0  # index of the frame read() returns
+
+    def skip_to(self, index: int) -> bool:
+        """Grab frames until the next one is ``index``; False if the video ends first."""
+        while self.next < index:
+            if not self.cap.grab():
+                return False
+            self.next += 1
+        return True
+
+    def read(self) -> np.ndarray | None:
+        """The next frame (BGR), or None at the end of the video."""
+        ok, frame = self.cap.read()
+        if not ok:
+            return None
+        self.next += 1
+        return frame
+
+    def frames(self, indices=None):
+        """Yield (index, frame) for ``indices`` (all if None) in order, until the video ends."""
+        for i in itertools.count() if indices is None else sorted(set(indices)):
+            frame = self.read() if self.skip_to(i) else None
+            if frame is None:
+                return
+            yield i, frame
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def iter_frames(path: Path, wanted: list[int] | None = None):
+    """Yield (index, BGR frame) for the wanted indices (all if None), decoding the video once, in order."""
+    with FrameReader(path) as reader:
+        yield from reader.frames(wanted)
+
+
 def read_frames(path: Path, indices: list[int] | None = None) -> tuple[list[int], list[np.ndarray]]:
     """Decode the frames at ``indices`` (all if None) in one sequential pass, as BGR arrays.
 
-    Sequential grab() is exact for every codec (seeking by frame index is not) and
-    skips colour conversion for frames we do not keep. Returns the indices actually read:
-    a container can promise more frames than it holds.
+    Returns the indices actually read: a container can promise more frames than it holds.
     """
-    cap = _open(path)
-    try:
-        return _decode(cap, indices)
-    finally:
-        cap.release()
-
-
-def _decode(cap, indices: list[int] | None, transform=None) -> tuple[list[int], list]:
-    keep = None if indices is None else set(indices)
-    last = max(keep) if keep else None
-    got_idx, frames = [], []
-    i = 0
-    while last is None or i <= last:
-        if keep is None or i in keep:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            got_idx.append(i)
-            frames.append(frame if transform is None else transform(frame))
-        elif not cap.grab():
-            break
-        i += 1
-    return got_idx, frames
+    got = list(iter_frames(path, indices))
+    return [i for i, _ in got], [f for _, f in got]
 
 
 def read_sampled(path: Path, choose, *, threads: int | None = None, transform=None
@@ -183,8 +212,8 @@ def read_sampled(path: Path, choose, *, threads: int | None = None, transform=No
     """
     import cv2
 
-    cap = _open(path, threads)
-    try:
+    with FrameReader(path, threads) as reader:
+        cap = reader.cap
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -193,9 +222,8 @@ def read_sampled(path: Path, choose, *, threads: int | None = None, transform=No
                              "the file may be truncated; download or copy it again")
         info = VideoInfo(Path(path), float(fps), n, w, h)
         wanted = list(choose(info))
-        got_idx, frames = _decode(cap, wanted, transform) if wanted else ([], [])
-    finally:
-        cap.release()
+        got = [(i, f if transform is None else transform(f)) for i, f in reader.frames(wanted)] if wanted else []
+    got_idx, frames = [i for i, _ in got], [f for _, f in got]
     if wanted and not got_idx:
         raise VideoError(f"{path}: no frame could be decoded; the file may be truncated; "
                          "download or copy it again")
@@ -245,3 +273,91 @@ def write_video(path: Path, frames, fps: float, *, crf: int = 18, gop: int | Non
         if proc.wait() != 0:
             raise VideoError(f"{path}: writing the video failed: {err.strip()[-300:]}")
     return n
+
+
+# --------------------------------------------------------------------------- what live classifies
+
+class VideoSource:
+    """A video file as a camera: in real time it skips ahead to the frame the wall clock is at."""
+
+    def __init__(self, path: Path, realtime: bool = True):
+        self.info = probe(path)
+        self.name = str(path)
+        self.fps = self.info.fps
+        self.realtime = realtime
+        self.reader = FrameReader(path)
+        self.dropped = 0
+        self.t0 = None
+
+    def read(self):
+        """(frame, seconds into the stream), or None at the end of the video."""
+        reader = self.reader
+        if self.realtime:
+            if self.t0 is None:
+                self.t0 = time.monotonic()
+            before = reader.next  # the model fell behind: skip the frames whose time has passed
+            caught_up = reader.skip_to(int((time.monotonic() - self.t0) * self.fps))
+            self.dropped += reader.next - before
+            if not caught_up:
+                return None
+            wait = reader.next / self.fps - (time.monotonic() - self.t0)
+            if wait > 0:
+                time.sleep(wait)
+        frame = reader.read()
+        if frame is None:
+            return None
+        return frame, (reader.next - 1) / self.fps
+
+    def close(self):
+        self.reader.close()
+
+
+class CameraSource:
+    """A camera read by a thread that keeps only the newest frame, so a slow model never lags."""
+
+    def __init__(self, index: int, timeout: float = 10.0):
+        import cv2
+
+        self.name = f"camera:{index}"
+        self.cap = cv2.VideoCapture(index)
+        if not self.cap.isOpened():
+            self.cap.release()
+            raise VideoError(f"camera {index} cannot be opened; check that it is connected and not used by "
+                             "another program, try another --camera number, or play a file with --video")
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self.timeout = timeout
+        self.dropped = 0
+        self.cond = threading.Condition()
+        self.latest = None  # (frame, stream time, count)
+        self.count = self.seen = 0
+        self.stopped = False
+        self.t0 = time.monotonic()
+        self.thread = threading.Thread(target=self._reader, daemon=True)
+        self.thread.start()
+
+    def _reader(self):
+        while not self.stopped:
+            ok, frame = self.cap.read()
+            with self.cond:
+                if not ok:
+                    self.stopped = True
+                else:
+                    self.count += 1
+                    self.latest = (frame, time.monotonic() - self.t0, self.count)
+                self.cond.notify_all()
+
+    def read(self):
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.count > self.seen or self.stopped, self.timeout):
+                raise VideoError(f"{self.name}: no frame for {self.timeout:g} s; is the camera still connected?")
+            if self.count <= self.seen:
+                return None
+            frame, t, count = self.latest
+        self.dropped += count - self.seen - 1
+        self.seen = count
+        return frame, t
+
+    def close(self):
+        self.stopped = True
+        self.thread.join(timeout=2)
+        self.cap.release()

@@ -1,8 +1,8 @@
 """Models for the predict / transcribe / live tests.
 
-``ColourRun`` is a stand-in with the ``signwrite.run`` interface (labels, config, sampling,
-predict_frames, aggregate) that classifies a frame by its mean colour, so the logic around
-a model is tested exactly and in milliseconds. ``colour_video`` makes videos of solid
+``ColourRun`` is a ``signwrite.run.Run`` whose model classifies a frame by its mean colour
+(it replaces predict_frames and aggregate; the pixel path before the model is the real
+one), so the logic around a model is tested exactly and in milliseconds. ``colour_video`` makes videos of solid
 colour stretches with known times.
 
 ``small_run`` is a real run: small_cnn at 32 px trained from scratch on the frames of
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from frames_tools import class_frame, make_frames_dataset
+from signwrite.run import Run
 from signwrite.video import write_video
 
 # BGR colours of the three classes, and a grey "nothing is signed" frame.
@@ -26,11 +27,12 @@ COLOURS = {"B": (230, 30, 30), "G": (30, 230, 30), "R": (30, 30, 230)}
 GREY = (128, 128, 128)
 
 
-class ColourRun:
+class ColourRun(Run):
     """A fake run: the class is the dominant channel of a frame's mean colour (B, G or R)."""
 
     labels = ["B", "G", "R"]
     input = "frames"
+    sampling = None  # set in __init__: a plain attribute here, not a view of config.json
 
     def __init__(self, sampling=None, config=None, delay: float = 0.0):
         self.sampling = {"frames_per_clip": 4, "fps": None, "all_frames": False, "size": 48,

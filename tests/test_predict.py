@@ -145,20 +145,6 @@ def test_default_window_comes_from_the_run(tmp_path):
     assert (r["window"], r["stride"]) == (1.5, 0.3)  # no clip length in the run: 1.5 s
 
 
-def test_default_grid_lets_windows_share_frames():
-    kw = {"frames_per_clip": 16, "rate": None, "all_frames": False}
-    # 1.8 s at 50 fps: 90 frames sampled every 5.625 frames share almost none with a 22-frame stride
-    length, step = predict.window_grid(1.8, 0.45, 50, kw, tune_length=True, tune_stride=True)
-    assert abs(length - 90) <= 2 and 18 <= step <= 22
-
-    def model_frames(n, k):
-        return len({i for _, _, idx in predict.plan_windows(0, 2500, 50, n, k, kw) for i in idx})
-
-    assert model_frames(length, step) * 2 < model_frames(90, 22)
-    # what the user set stays as set
-    assert predict.window_grid(1.8, 0.45, 50, kw) == (90, 22)
-
-
 def test_transcribe_command_writes_csv_srt_and_json(fake, tmp_path, capsys):
     video = colour_video(tmp_path / "long.mp4", STRETCHES, fps=10)
     run_dir = tmp_path / "logs" / "run1"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from signwrite import synth
+from signwrite.demo import synth
 from signwrite.clip_times import check_durations, read_clip_times, read_sources
 from signwrite.errors import SignwriteError
 from signwrite.video import cut_clip, probe, read_frames

@@ -111,3 +111,17 @@ def test_segments_csv_columns():
     assert list(df.columns) == ["label", "start", "end", "confidence"]
     assert df.iloc[0].tolist() == ["A", 0.0, 1.235, 0.988]
     assert list(tr.segments_frame([]).columns) == ["label", "start", "end", "confidence"]
+
+
+def test_default_grid_lets_windows_share_frames():
+    kw = {"frames_per_clip": 16, "rate": None, "all_frames": False}
+    # 1.8 s at 50 fps: 90 frames sampled every 5.625 frames share almost none with a 22-frame stride
+    length, step = tr.window_grid(1.8, 0.45, 50, kw, tune_length=True, tune_stride=True)
+    assert abs(length - 90) <= 2 and 18 <= step <= 22
+
+    def model_frames(n, k):
+        return len({i for _, _, idx in tr.plan_windows(0, 2500, 50, n, k, kw) for i in idx})
+
+    assert model_frames(length, step) * 2 < model_frames(90, 22)
+    # what the user set stays as set
+    assert tr.window_grid(1.8, 0.45, 50, kw) == (90, 22)

@@ -1,3 +1,6 @@
+import time
+
+import numpy as np
 import pytest
 
 from signwrite import video
@@ -62,3 +65,57 @@ def test_probe_refuses_truncated(numbered_video, tmp_path):
     cut.write_bytes(data[: len(data) // 3])
     with pytest.raises(VideoError, match="trunc.mp4"):
         video.probe(cut)
+
+
+def test_camera_reader_keeps_only_the_newest_frame(monkeypatch):
+    import cv2
+
+    class FakeCamera:
+        """A camera delivering numbered frames at about 200 fps, 60 of them."""
+
+        def __init__(self, index):
+            self.n = 0
+
+        def isOpened(self):
+            return True
+
+        def get(self, prop):
+            return 200.0
+
+        def read(self):
+            time.sleep(0.005)
+            self.n += 1
+            if self.n > 60:
+                return False, None
+            return True, np.full((4, 4, 3), self.n, np.uint8)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCamera)
+    cam = video.CameraSource(0)
+    seen = []
+    while (got := cam.read()) is not None:
+        seen.append(int(got[0][0, 0, 0]))
+        time.sleep(0.02)  # a model slower than the camera
+    cam.close()
+    assert seen == sorted(set(seen)) and seen[-1] == 60  # newest first, never an old frame again
+    assert cam.dropped == 60 - len(seen) > 0
+
+
+def test_unopenable_camera_is_a_clear_error(monkeypatch):
+    import cv2
+
+    class NoCamera:
+        def __init__(self, index):
+            pass
+
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", NoCamera)
+    with pytest.raises(VideoError, match="camera 3 cannot be opened"):
+        video.CameraSource(3)

@@ -2,15 +2,18 @@
 
     signwrite demo [--workdir signwrite-demo] [--size default|small] [--from DIR]
 
-1. generate tutorial-style videos of made-up signs by several "signers" (signwrite.synth),
+1. generate tutorial-style videos of made-up signs by several "signers" (signwrite.demo.synth),
    with a sources.csv and a video_clip_times.csv in the original wide layout;
-2. serve them on 127.0.0.1 and run the real fetch (yt-dlp downloads them), then
+2. serve them on 127.0.0.1 and call the real fetch (yt-dlp downloads them), then
    extract_frames and train (from scratch: no pretrained weights are needed);
 3. transcribe a held-out video of a signer the model never saw;
 4. print clip-level top-1/3/10 and the transcription, and say where the pictures are.
 
-Every step is the same code the stage commands run, and skips what an earlier demo run
-finished, so running the demo again is quick and stopping it loses nothing.
+Every step is the stage commands' own code, and skips what an earlier demo finished, so
+starting the demo again is quick and stopping it loses nothing.
+
+    python -m signwrite.demo ...          the same as signwrite demo (signwrite/demo/__main__.py)
+    python -m signwrite.demo.synth ...    only the dataset (signwrite/demo/synth.py)
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class Inputs:
 
 
 def generate(s: DemoSettings, profile: dict) -> Inputs:
-    from signwrite import synth
+    from signwrite.demo import synth
 
     info = synth.make_dataset(s.workdir / "dataset", n_classes=profile["classes"], n_signers=profile["signers"],
                               takes_per_sign=1, seed=s.seed)
@@ -167,7 +170,7 @@ def train_command(profile: dict, data: Path, logs: Path, run_name: str, seed: in
             *(["--colour"] if profile["colour"] else []), "--monitor", "val_clip_top1"]
 
 
-def run_demo(s: DemoSettings) -> int:
+def demo(s: DemoSettings) -> int:
     from signwrite import extract_frames, fetch, predict, train
 
     if s.size not in PROFILES:
@@ -280,10 +283,4 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     s = DemoSettings(workdir=args.workdir, size=args.size, source=args.source, test_videos=args.test_videos,
                      epochs=args.epochs, seed=args.seed, input=args.input)
-    return run_stage("demo", run_demo, s)
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())
+    return run_stage("demo", demo, s)
