@@ -17,12 +17,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from signwrite.errors import InputError, SignwriteError
+from signwrite.tables import SPLITS
 
 log = logging.getLogger(__name__)
 
 LONG_COLUMNS = ("label", "video", "start", "end")
 OPTIONAL_COLUMNS = ("split",)
-SPLITS = ("train", "test")
 YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Characters that break a folder name on some system people share datasets with.

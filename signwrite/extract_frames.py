@@ -37,18 +37,16 @@ import numpy as np
 
 from signwrite import extract_hands, video
 from signwrite.process import interrupts_held, run_stage, setup_logging
-from signwrite.clip_times import label_problem, parse_shard, shard_filter
-from signwrite.errors import DiskFullError, InputError, SignwriteError, VideoError
+from signwrite.clip_times import parse_shard, shard_filter
+from signwrite.errors import DiskFullError, SignwriteError, VideoError
 from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, is_disk_full,
-                              remove_stale_temps, stage_lock, write_text, writer_tag)
+                              remove_stale_temps, stage_lock, write_text_if_changed, writer_tag)
+from signwrite.tables import (SPLITS, ClipRow, frame_index, frame_name, list_frames, read_clips_csv,
+                              read_frame_rates, write_frames_csv)
 
 log = logging.getLogger(__name__)
 
-CLIPS_COLUMNS = ["clip_id", "label", "video", "start", "end", "split", "path", "frames"]
-FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames",
-                  *extract_hands.HANDS_COLUMNS]
 SAMPLING_KEYS = ("frames_per_clip", "fps", "all_frames", "size", "jpeg_quality")
-SPLITS = ("train", "test")
 SHEET_FRAMES = 6  # thumbnails across a contact-sheet row: enough to see a sign begin and end
 SHEET_THUMB_HEIGHT = 96
 SHEET_MAX_ROWS = 500  # JPEG images stop at 65535 pixels high
@@ -98,21 +96,6 @@ class ExtractSettings:
 
 
 @dataclass
-class ClipRow:
-    """One clips.csv row; ``start``/``end`` keep their text so frames.csv copies them exactly."""
-    clip_id: str
-    label: str
-    video: str
-    start: str
-    end: str
-    split: str
-    src: Path
-
-    def folder(self, frames_dir: Path) -> Path:
-        return frames_dir / self.split / self.label / self.clip_id
-
-
-@dataclass
 class ClipResult:
     clip_id: str
     fps: float | None = None
@@ -157,77 +140,7 @@ class ExtractReport:
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- reading clips.csv
-
-
-def read_clips(data_dir: Path) -> list[ClipRow]:
-    """The clips fetch wrote, checked row by row (every problem reported at once)."""
-    import pandas as pd
-
-    path = Path(data_dir) / "clips" / "clips.csv"
-    if not path.is_file():
-        raise SignwriteError(f"{path}: not found; run `signwrite fetch` first "
-                             "(or pass --data-dir the folder fetch wrote to)")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise SignwriteError(f"{path}: not a readable CSV ({exc}); "
-                             "run `signwrite fetch` again to rewrite it") from None
-    missing = [c for c in CLIPS_COLUMNS if c not in df.columns]
-    if missing:
-        raise SignwriteError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(CLIPS_COLUMNS)}); "
-                             "run `signwrite fetch` again to rewrite it")
-    rows, problems, seen = [], [], {}
-    for line, r in enumerate(df[CLIPS_COLUMNS].itertuples(index=False), start=2):
-        r = r._replace(**{k: v.strip() for k, v in r._asdict().items()})
-        why = [w for w in (label_problem(r.label), _id_problem(r.clip_id)) if w]
-        if r.split not in SPLITS:
-            why.append(f"split {r.split!r} is not train or test")
-        for name in ("start", "end"):
-            try:
-                float(getattr(r, name))
-            except ValueError:
-                why.append(f"{name} {getattr(r, name)!r} is not a number of seconds")
-        rel = Path(r.path)
-        if not r.path or rel.is_absolute() or ".." in rel.parts:
-            why.append(f"path {r.path!r} is not a path inside {data_dir}")
-        if r.clip_id in seen:
-            why.append(f"clip {r.clip_id!r} already listed on line {seen[r.clip_id]}")
-        seen.setdefault(r.clip_id, line)
-        if why:
-            problems += [f"line {line}: {w}" for w in why]
-        else:
-            rows.append(ClipRow(r.clip_id, r.label, r.video, r.start, r.end, r.split, Path(data_dir) / rel))
-    if problems:
-        raise InputError(path, problems, fix="run `signwrite fetch` again to rewrite clips.csv")
-    if not rows:
-        raise SignwriteError(f"{path}: lists no clips; run `signwrite fetch` first")
-    return rows
-
-
-def _id_problem(clip_id: str) -> str | None:
-    why = label_problem(clip_id)
-    return why and why.replace("label", "clip id", 1)
-
-
 # --------------------------------------------------------------------------- one clip
-
-
-def frame_name(clip_id: str, index: int) -> str:
-    return f"{clip_id}-{index:04d}.jpg"
-
-
-def _frame_index(clip_id: str, name: str) -> int | None:
-    middle = name[len(clip_id) + 1:-4]
-    if name.startswith(clip_id + "-") and name.endswith(".jpg") and middle.isdigit():
-        return int(middle)
-    return None
-
-
-def list_frames(folder: Path, clip_id: str) -> list[str]:
-    """A finished clip folder's JPEG names in time order (numeric: 10000 comes after 9999)."""
-    found = [(_frame_index(clip_id, n), n) for n in os.listdir(folder)]
-    return [n for i, n in sorted(f for f in found if f[0] is not None)]
 
 
 def extract_clip(src: Path, dest: Path, clip_id: str, sampling: dict, *, threads: int | None = 1
@@ -310,7 +223,7 @@ def _run_task(task: _Task) -> ClipResult:
             fps, names = extract_clip(task.row.src, task.dest, cid, task.sampling)
             res = ClipResult(cid, fps, names, extracted=True)
         if task.hands_dest is not None:
-            indices = [_frame_index(cid, n) for n in res.names]
+            indices = [frame_index(n, cid) for n in res.names]
             fps, res.crops = extract_hands.extract_clip_hands(task.row.src, task.hands_dest, cid, indices,
                                                               task.crop_size, task.hand_model)
             res.fps = res.fps or fps
@@ -551,14 +464,14 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
     frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
     if (settings.data_dir / "clips" / "clips.csv").is_file():
         _start_fork_server()
-    all_rows = read_clips(settings.data_dir)
+    all_rows = read_clips_csv(settings.data_dir)
     hand_model = None
     if settings.hands:  # before anything is written: no model, one line naming the ways to get one
         from signwrite.hand_model import hand_model_path
 
         hand_model = hand_model_path(settings.hand_model)
     rows = [r for r in all_rows if shard_filter(r.clip_id, settings.shard)]
-    known_fps = _fps_from_frames_csv(frames_dir / "frames.csv")
+    known_fps = read_frame_rates(settings.data_dir)
     n_work = sum(not r.folder(frames_dir).is_dir() or not (settings.shard or r.clip_id in known_fps)
                  or (settings.hands and extract_hands.finished(r.folder(hands_dir), r.clip_id) is None)
                  for r in rows)
@@ -592,9 +505,9 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
         hand_config = extract_hands.hand_settings(settings.size, hand_model)
         done = any(extract_hands.finished(r.folder(hands_dir), r.clip_id) is not None for r in all_rows)
         extract_hands.check_hand_settings(hands_dir, hand_config, done)
-    _write_if_changed(frames_dir / "extract_config.json", json.dumps(sampling, indent=2) + "\n")
+    write_text_if_changed(frames_dir / "extract_config.json", json.dumps(sampling, indent=2) + "\n")
     if hand_model is not None:
-        _write_if_changed(hands_dir / "hands_config.json", json.dumps(hand_config, indent=2) + "\n")
+        write_text_if_changed(hands_dir / "hands_config.json", json.dumps(hand_config, indent=2) + "\n")
 
     results: dict[str, ClipResult] = {}
     tasks = []
@@ -648,9 +561,8 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
     if settings.shard:
         return report
 
-    listed = [r for r in rows if not results[r.clip_id].error]
-    table = _frames_table(listed, results)
-    _write_if_changed(frames_dir / "frames.csv", table.to_csv(index=False, lineterminator="\n"))
+    table = write_frames_csv(settings.data_dir, [_frames_record(r, results[r.clip_id]) for r in rows
+                                                 if not results[r.clip_id].error])
     report.listed, report.n_frames = len(table), int(table["n_frames"].sum())
     report.labels = table["label"].nunique()
     report.hands = extract_hands.HandsSummary.of(table)
@@ -675,17 +587,6 @@ def _finished(folder: Path, clip_id: str) -> list[str] | None:
             folder.rmdir()
         return None
     return names
-
-
-def _fps_from_frames_csv(path: Path) -> dict[str, float]:
-    """Frame rates recorded by an earlier run, so a re-run need not open finished clips."""
-    import pandas as pd
-
-    try:
-        old = pd.read_csv(path, usecols=["clip_id", "fps"], dtype={"clip_id": str}, keep_default_na=False)
-        return {c: float(f) for c, f in zip(old["clip_id"], old["fps"]) if float(f) > 0}
-    except (OSError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return {}
 
 
 def _check_config(frames_dir: Path, sampling: dict, rows: list[ClipRow]) -> None:
@@ -722,31 +623,16 @@ def _flags(s: dict) -> str:
     return f"{how} --size {s['size']}"
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
-    """Write atomically unless the file already holds ``text`` (a no-op re-run changes no file)."""
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    write_text(path, text)
-    return True
-
-
-def _frames_table(rows: list[ClipRow], results: dict[str, ClipResult]):
-    import pandas as pd
-
-    records = []
-    for r in rows:
-        res = results[r.clip_id]
-        rel = f"{r.split}/{r.label}/{r.clip_id}"
-        hands = {"landmarks": "", "hand_frames": "", "crops": ""}
-        if res.crops is not None:
-            hands = {"landmarks": f"{rel}/{r.clip_id}.npz", "hand_frames": len(res.crops),
-                     "crops": ";".join(f"{rel}/{n}" for n in res.crops)}
-        records.append({"split": r.split, "label": r.label, "clip_id": r.clip_id, "video": r.video,
-                        "start": r.start, "end": r.end, "fps": res.fps, "n_frames": len(res.names),
-                        "frames": ";".join(f"{rel}/{n}" for n in res.names), **hands})
-    table = pd.DataFrame(records, columns=FRAMES_COLUMNS)
-    return table.sort_values(["split", "label", "clip_id"], kind="stable").reset_index(drop=True)
+def _frames_record(r: ClipRow, res: ClipResult) -> dict:
+    """A clip's frames.csv row: its frames' paths relative to data/frames, its crops' to data/hands."""
+    rel = f"{r.split}/{r.label}/{r.clip_id}"
+    hands = {"landmarks": "", "hand_frames": "", "crops": ""}
+    if res.crops is not None:
+        hands = {"landmarks": f"{rel}/{r.clip_id}.npz", "hand_frames": len(res.crops),
+                 "crops": ";".join(f"{rel}/{n}" for n in res.crops)}
+    return {"split": r.split, "label": r.label, "clip_id": r.clip_id, "video": r.video, "start": r.start,
+            "end": r.end, "fps": res.fps, "n_frames": len(res.names),
+            "frames": ";".join(f"{rel}/{n}" for n in res.names), **hands}
 
 
 def _warn_strays(frames_dir: Path, expected: set[Path]) -> None:
@@ -790,7 +676,7 @@ def update_contact_sheets(frames_dir: Path, table, pool=None) -> int:
         if label is not None:
             index[label] = wanted[label]
     index = {k: v for k, v in index.items() if k in wanted}
-    _write_if_changed(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
+    write_text_if_changed(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
     return len(jobs)
 
 
@@ -848,7 +734,7 @@ def _sheet_row(frames_dir: Path, rec: dict) -> np.ndarray:
         h, w = img.shape[:2]
         img = cv2.resize(img, (max(1, round(w * SHEET_THUMB_HEIGHT / h)), SHEET_THUMB_HEIGHT),
                          interpolation=cv2.INTER_LINEAR)
-        index = _frame_index(rec["clip_id"], Path(names[k]).name)
+        index = frame_index(names[k])
         if index in skeletons:
             draw_skeleton(img, skeletons[index], thickness=1)
         t = float(rec["start"]) + index / float(rec["fps"])

@@ -130,6 +130,16 @@ def write_text(path: Path, text: str) -> None:
             os.fsync(f.fileno())
 
 
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """write_text unless the file already holds ``text``; whether it wrote. An unchanged
+    file keeps its mtime, so a re-run that has nothing to do writes nothing."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if Path(path).read_text(encoding="utf-8") == text:
+            return False
+    write_text(path, text)
+    return True
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from signwrite.fsutil import write_bytes, write_csv, write_json, write_text
+from signwrite.tables import frame_index
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,6 @@ def _thumbnail(path: str, landmarks: str | None = None) -> np.ndarray:
     if image is None:
         return np.full((8, 8, 3), 200, np.uint8)
     if landmarks:
-        from signwrite.data import frame_number
         from signwrite.hands import HandFrames, draw_skeleton
 
         try:
@@ -99,7 +99,7 @@ def _thumbnail(path: str, landmarks: str | None = None) -> np.ndarray:
         except (OSError, ValueError, KeyError):
             found = None
         if found is not None:
-            rows = np.flatnonzero(found.frame_index == frame_number(Path(path).name))
+            rows = np.flatnonzero(found.frame_index == frame_index(path))
             if len(rows):
                 draw_skeleton(image, found.image[rows[0]])
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
