@@ -18,40 +18,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import secrets
-import shutil
 import signal
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from signwrite import extract_hands, video
-from signwrite.process import interrupts_held, run_stage, setup_logging
+from signwrite import extract_hands, reports, video
+from signwrite.process import run_stage, setup_logging
 from signwrite.clip_times import parse_shard, shard_filter
 from signwrite.errors import DiskFullError, SignwriteError, VideoError
-from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, is_disk_full,
-                              remove_stale_temps, stage_lock, write_text_if_changed, writer_tag)
+from signwrite.fsutil import (disk_full_message, filled_folder, is_disk_full, remove_stale_temps, stage_lock,
+                              write_file, write_text_if_changed)
+from signwrite.workers import pool_map, start_fork_server, worker_pool
 from signwrite.tables import (SPLITS, ClipRow, frame_index, frame_name, list_frames, read_clips_csv,
                               read_frame_rates, write_frames_csv)
 
 log = logging.getLogger(__name__)
 
 SAMPLING_KEYS = ("frames_per_clip", "fps", "all_frames", "size", "jpeg_quality")
-SHEET_FRAMES = 6  # thumbnails across a contact-sheet row: enough to see a sign begin and end
-SHEET_THUMB_HEIGHT = 96
-SHEET_MAX_ROWS = 500  # JPEG images stop at 65535 pixels high
-SHEET_VERSION = 2  # bump when the sheet layout changes, so existing sheets are redrawn
-
 
 @dataclass
 class ExtractSettings:
@@ -169,25 +158,10 @@ def extract_clip(src: Path, dest: Path, clip_id: str, sampling: dict, *, threads
         log.warning("%s: the container promises %d frames but fewer decode; kept %d of the %d sampled frames",
                     src, info.n_frames, len(indices), len(wanted))
     names = [frame_name(clip_id, i) for i in indices]
-    with filled_folder(dest, clip_id) as tmp:
+    with filled_folder(dest) as tmp:
         for name, buf in zip(names, jpegs):
             write_file(tmp / name, buf)
     return info.fps, names
-
-
-@contextlib.contextmanager
-def filled_folder(dest: Path, clip_id: str):
-    """A temp folder next to ``dest``, renamed to ``dest`` when the block ends well and
-    removed when it does not, so ``dest`` is whole or absent whatever happens."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{clip_id}.{writer_tag()}.{secrets.token_hex(3)}{TMP_MARK}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @dataclass
@@ -239,223 +213,6 @@ def _run_task(task: _Task) -> ClipResult:
         return ClipResult(cid, error=f"{task.row.src}: OpenCV cannot decode it ({str(exc).strip().splitlines()[-1]})")
 
 
-# --------------------------------------------------------------------------- process pool
-
-
-def _init_worker() -> None:
-    import cv2
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    cv2.setNumThreads(1)  # one process per core already; more threads only contend
-    _exit_with_parent()
-
-
-def _exit_with_parent() -> None:
-    """A worker must not outlive a killed run: it would finish its clip behind the next run's back.
-
-    Its parent is the fork server, which exits as soon as the run that started it dies.
-    """
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-            if os.getppid() != parent:
-                os._exit(1)  # the parent died before prctl took effect
-            return
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-@contextlib.contextmanager
-def _worker_pool(jobs: int):
-    """A pool of ``jobs`` worker processes (None for 0: nothing to decode).
-
-    Even one job decodes in a worker: SIGINT landing inside FFmpeg's open can crash the
-    process (seen with OpenCV 5.0), while workers ignore SIGINT and this process handles
-    Ctrl-C. Workers come from a fork server, not a fork of this process: a fork copies
-    the state of this process's threads without the threads, and a worker then hangs on
-    it (OpenCV's own thread pool, if the caller used OpenCV before, does exactly that).
-    """
-    if jobs < 1:
-        yield None
-        return
-    pool = None
-    try:
-        with interrupts_held():  # a Ctrl-C waits for the pool to exist, and then stops it whole
-            _start_fork_server()  # if not started yet
-            pool = _Workers(jobs)
-        yield pool
-        pool.stop()
-    except BaseException:
-        if pool is not None:
-            pool.stop(now=True)  # Ctrl-C or an error: stop the workers now, mid-clip
-        raise
-
-
-_NO_ITEM = object()  # what next() gives when a map's items run out
-
-
-class _Workers:
-    """Worker processes, each handed one item at a time over a pipe of its own.
-
-    Not multiprocessing.Pool: when a worker dies (a native crash in the hand tracker, the
-    OOM killer, a kill), Pool quietly starts another and waits forever for the lost item.
-    Nor ProcessPoolExecutor: it fails every item in flight and kills the other workers
-    mid-clip. Here the item each worker holds is known, so a death costs that item alone,
-    and a fresh worker takes the dead one's place.
-    """
-
-    def __init__(self, jobs: int):
-        self._context = _pool_context()
-        self._procs = {}  # pipe -> process, for every worker alive
-        self._idle = [self._start() for _ in range(jobs)]  # the pipes of workers waiting for an item
-
-    def _start(self):
-        here, there = self._context.Pipe()
-        proc = self._context.Process(target=_worker_main, args=(there,), daemon=True)
-        # Held: a start cut short can leave the fork server a half-sent request, or a worker
-        # that stop() does not know of.
-        with interrupts_held():
-            proc.start()
-            there.close()  # the worker holds the only other end: its death ends the pipe
-            self._procs[here] = proc
-        return here
-
-    def map_unordered(self, func, items, died):
-        """``func`` over ``items`` in the workers, yielding the results as they come; an item
-        whose worker died yields ``died(item, how)`` instead (how: "signal 9: Killed", ...).
-        An exception raised by ``func`` is raised here."""
-        todo = iter(items)
-        busy = {}  # pipe -> the item its worker holds
-
-        def give(pipe=None):  # the next item to this worker (a new one if None), if any is left
-            item = next(todo, _NO_ITEM)
-            if item is _NO_ITEM:
-                if pipe is not None:
-                    self._idle.append(pipe)
-                return
-            if pipe is not None and not self._procs[pipe].is_alive():  # died idle: not this item's doing
-                self._reap(pipe)
-                pipe = None
-            pipe = pipe or self._start()
-            with contextlib.suppress(OSError):  # a worker dead already: its recv below says so
-                pipe.send((func, item))
-            busy[pipe] = item
-
-        idle, self._idle = self._idle, []
-        for pipe in idle:
-            give(pipe)
-        while busy:
-            for pipe in multiprocessing.connection.wait(list(busy)):
-                item = busy.pop(pipe)
-                try:
-                    ok, value, where = pipe.recv()
-                except (EOFError, OSError):  # the worker died: only it held the other end
-                    how = self._reap(pipe)
-                    give()
-                    yield died(item, how)
-                    continue
-                give(pipe)  # before the caller sees the result: the worker is not left idle
-                if not ok:
-                    raise value from _WorkerTraceback(where)
-                yield value
-
-    def _reap(self, pipe) -> str:
-        """Close a dead worker's pipe and wait for its process; returns how it died."""
-        proc = self._procs.pop(pipe)
-        pipe.close()
-        proc.join()
-        code = proc.exitcode
-        return f"signal {-code}: {signal.strsignal(-code)}" if code < 0 else f"exit code {code}"
-
-    def stop(self, now: bool = False) -> None:
-        """End the workers and wait for them: when done with their item (a worker exits at the
-        end of its pipe) or, ``now``, mid-item. Safe to call again."""
-        for pipe, proc in self._procs.items():
-            if now:
-                proc.kill()
-            pipe.close()
-        for proc in self._procs.values():
-            proc.join()
-        self._procs.clear()
-        self._idle.clear()
-
-
-class _WorkerTraceback(Exception):
-    """Where an exception raised in a worker came from (the worker's traceback, as text)."""
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-def _worker_main(pipe) -> None:
-    """A worker's loop: (func, item) in, (ok, result or exception, traceback) out."""
-    import traceback
-
-    _init_worker()
-    while True:
-        try:
-            func, item = pipe.recv()
-        except EOFError:  # the run closed the pool
-            return
-        try:
-            reply = (True, func(item), "")
-        except BaseException as exc:  # the run's to raise: a full disk, or a bug of ours
-            reply = (False, exc, traceback.format_exc())
-        try:
-            pipe.send(reply)
-        except Exception as exc:  # a reply that does not pickle: a bug of ours, for the run to raise
-            pipe.send((False, RuntimeError(f"a worker's reply could not be sent back: {exc!r}"),
-                       traceback.format_exc()))
-
-
-def _pool_context():
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if context.get_start_method() == "forkserver":
-        # Workers then start with the heavy imports done. Not this module itself: under
-        # `python -m signwrite.extract_frames` each worker runs it again as its __main__,
-        # and runpy warns when it is already imported.
-        context.set_forkserver_preload(["cv2", "numpy", "signwrite.video"])
-    return context
-
-
-def _start_fork_server() -> None:
-    """Start the fork server now: its imports then overlap with reading clips.csv.
-
-    It is started with SIGINT ignored (which, unlike a blocked signal, survives the exec):
-    the server ignores SIGINT itself only once its imports are done, and a Ctrl-C to the
-    whole job landing before that made it print a traceback. Ctrl-C is this process's to
-    handle; one landing in the few milliseconds of the start is lost (press it again).
-    """
-    if _pool_context().get_start_method() != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    if threading.current_thread() is not threading.main_thread():
-        forkserver.ensure_running()
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        forkserver.ensure_running()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _map(pool, func, items, died):
-    """``func`` over ``items``, in the pool if there is one; see _Workers.map_unordered."""
-    if pool is None:
-        return map(func, items)
-    return pool.map_unordered(func, items, died)
-
-
 # --------------------------------------------------------------------------- the stage
 
 
@@ -463,7 +220,7 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
     """Extract every clip listed in clips.csv (or one shard of them); see the module docstring."""
     frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
     if (settings.data_dir / "clips" / "clips.csv").is_file():
-        _start_fork_server()
+        start_fork_server()
     all_rows = read_clips_csv(settings.data_dir)
     hand_model = None
     if settings.hands:  # before anything is written: no model, one line naming the ways to get one
@@ -476,7 +233,7 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
                  or (settings.hands and extract_hands.finished(r.folder(hands_dir), r.clip_id) is None)
                  for r in rows)
     # The pool closes before the lock is released, so no worker writes after this run ends.
-    with stage_lock(frames_dir, "extract_frames", settings.shard), _worker_pool(min(settings.jobs, n_work)) as pool:
+    with stage_lock(frames_dir, "extract_frames", settings.shard), worker_pool(min(settings.jobs, n_work)) as pool:
         try:
             return _extract_locked(settings, all_rows, rows, known_fps, pool, hand_model)
         except BaseException:  # Ctrl-C or an error: stop the workers, then tidy what they left
@@ -542,7 +299,7 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
                                                   "run again to retry it")
 
     with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=None if tasks else True) as bar:
-        for res in _map(pool, _run_task, tasks, died):
+        for res in pool_map(pool, _run_task, tasks, died):
             results[res.clip_id] = res
             if res.error:
                 log.warning("%s: skipped: %s", res.clip_id, res.error)
@@ -566,7 +323,7 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
     report.listed, report.n_frames = len(table), int(table["n_frames"].sum())
     report.labels = table["label"].nunique()
     report.hands = extract_hands.HandsSummary.of(table)
-    report.sheets_written = update_contact_sheets(frames_dir, table, pool)
+    report.sheets_written = reports.update_contact_sheets(frames_dir, table, pool)
     return report
 
 
@@ -644,124 +401,6 @@ def _warn_strays(frames_dir: Path, expected: set[Path]) -> None:
         log.warning("%d clip folder(s) under %s are not in clips.csv (e.g. %s); they are left alone and "
                     "not listed in frames.csv; delete them if they are left over from old clip times",
                     len(strays), frames_dir, strays[0].relative_to(frames_dir))
-
-
-# --------------------------------------------------------------------------- contact sheets
-
-
-def update_contact_sheets(frames_dir: Path, table, pool=None) -> int:
-    """Redraw the sheets whose clips changed (or that are missing); returns how many were drawn."""
-    sheets_dir = frames_dir / "contact_sheets"
-    index_path = sheets_dir / ".sheets.json"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        index = {}
-    jobs, wanted = [], {}
-    for label, group in table.groupby("label", sort=True):
-        rows = group[["clip_id", "start", "end", "fps", "frames", "landmarks", "hand_frames"]].astype(str).values.tolist()
-        sig = hashlib.sha1(json.dumps([SHEET_VERSION, rows]).encode()).hexdigest()
-        wanted[label] = sig
-        if index.get(label) != sig or not (sheets_dir / f"{label}.jpg").is_file():
-            jobs.append((str(frames_dir), label, group.to_dict("records")))
-    for label in set(index) - set(wanted):  # labels gone from frames.csv: their sheets mislead
-        with contextlib.suppress(OSError):
-            (sheets_dir / f"{label}.jpg").unlink()
-
-    def died(job, how: str) -> None:  # the sheet stays out of the index, so the next run draws it
-        log.warning("contact sheet for label %r not drawn: its worker died (%s); run again to draw it",
-                    job[1], how)
-
-    for label in _map(pool, _draw_sheet_job, jobs, died):
-        if label is not None:
-            index[label] = wanted[label]
-    index = {k: v for k, v in index.items() if k in wanted}
-    write_text_if_changed(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
-    return len(jobs)
-
-
-def _draw_sheet_job(job) -> str:
-    frames_dir, label, records = job
-    draw_contact_sheet(Path(frames_dir), label, records)
-    return label
-
-
-def draw_contact_sheet(frames_dir: Path, label: str, records: list[dict]) -> Path:
-    """One row per clip: its id and span above a few of its frames, each with its video time."""
-    import cv2
-
-    shown = records[:SHEET_MAX_ROWS]
-    title = f"{label}: {len(records)} clip(s)"
-    if len(shown) < len(records):
-        title += f", the first {len(shown)} shown"
-    sheet = _stack([_caption(title, 26, 0.6)] + [_sheet_row(frames_dir, rec) for rec in shown])
-    ok, buf = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise SignwriteError(f"contact sheet for label {label!r} ({sheet.shape[1]}x{sheet.shape[0]} px) "
-                             "could not be encoded as JPEG")
-    path = frames_dir / "contact_sheets" / f"{label}.jpg"
-    with atomic_path(path) as tmp:  # no fsync: a sheet is cheap to redraw, like the frames it shows
-        write_file(tmp, buf)
-    return path
-
-
-def write_file(path: Path, data) -> None:
-    """Write bytes (or an encoded image buffer). Not numpy's tofile: on a full disk it
-    writes part of the file and reports no error, and the part would pass for a frame."""
-    with open(path, "wb") as f:
-        f.write(memoryview(data))
-
-
-def _sheet_row(frames_dir: Path, rec: dict) -> np.ndarray:
-    """A clip's row of thumbnails, with the hands' skeleton drawn where they were found."""
-    import cv2
-
-    from signwrite.hands import HandFrames, draw_skeleton
-
-    names = rec["frames"].split(";") if rec["frames"] else []
-    skeletons = {}
-    if rec.get("landmarks"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            found = HandFrames.load(extract_hands.hands_dir(frames_dir.parent) / rec["landmarks"])
-            skeletons = dict(zip(found.frame_index.tolist(), found.image))
-    picks = sorted({round(x) for x in np.linspace(0, len(names) - 1, min(SHEET_FRAMES, len(names)))})
-    thumbs = []
-    for k in picks:
-        # Decoding at half size is twice as fast, and thumbnails are smaller still.
-        img = cv2.imdecode(np.fromfile(frames_dir / names[k], np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
-        if img is None:
-            continue
-        h, w = img.shape[:2]
-        img = cv2.resize(img, (max(1, round(w * SHEET_THUMB_HEIGHT / h)), SHEET_THUMB_HEIGHT),
-                         interpolation=cv2.INTER_LINEAR)
-        index = frame_index(names[k])
-        if index in skeletons:
-            draw_skeleton(img, skeletons[index], thickness=1)
-        t = float(rec["start"]) + index / float(rec["fps"])
-        cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2,
-                    cv2.LINE_AA)
-        cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (255, 255, 255), 1, cv2.LINE_AA)
-        thumbs += [img, np.full((SHEET_THUMB_HEIGHT, 2, 3), 255, np.uint8)]
-    strip = np.hstack(thumbs) if thumbs else np.full((SHEET_THUMB_HEIGHT, 200, 3), 200, np.uint8)
-    text = f"{rec['clip_id']}  ({rec['start']}-{rec['end']} s, {rec['n_frames']} frames)"
-    return _stack([_caption(text, 20, 0.45), strip, np.full((4, 1, 3), 255, np.uint8)])
-
-
-def _caption(text: str, height: int, scale: float) -> np.ndarray:
-    import cv2
-
-    text = text.encode("ascii", "replace").decode()  # Hershey fonts draw ASCII only
-    (width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    band = np.full((height, width + 6, 3), 255, np.uint8)
-    cv2.putText(band, text, (3, height - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
-    return band
-
-
-def _stack(parts: list[np.ndarray]) -> np.ndarray:
-    """Stack images top to bottom, padding each on the right with white to the widest."""
-    width = max(p.shape[1] for p in parts)
-    return np.vstack([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0)), constant_values=255) for p in parts])
 
 
 # --------------------------------------------------------------------------- command line

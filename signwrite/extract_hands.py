@@ -22,6 +22,7 @@ from pathlib import Path
 
 from signwrite import hands, video
 from signwrite.errors import SignwriteError
+from signwrite.fsutil import filled_folder, write_file
 from signwrite.tables import frame_name, list_frames
 
 log = logging.getLogger(__name__)
@@ -75,13 +76,11 @@ def extract_clip_hands(src: Path, dest: Path, clip_id: str, indices: list[int], 
     ``dest`` (whole or absent). Returns the clip's fps and the crop file names."""
     import cv2
 
-    from signwrite.extract_frames import filled_folder, write_file
-
     info, got, frames = video.read_sampled(src, lambda info: indices, threads=1)
     found = hands.track_frames(frames, got, info.fps, model_path)
     slot = found.signing_slot()
     names = []
-    with filled_folder(dest, clip_id) as tmp:
+    with filled_folder(dest) as tmp:
         for t, (index, frame) in enumerate(zip(got, frames)):
             if found.handedness[t, slot] == hands.ABSENT:
                 continue
