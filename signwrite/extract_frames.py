@@ -12,6 +12,11 @@ A clip folder is filled under a temp name and renamed into place, so it is whole
 absent; a re-run only does the clips whose folder is missing. ``--hands`` also finds the
 hands in the same sampled frames (signwrite.extract_hands: landmarks and hand crops under
 data/hands/, listed in frames.csv); on frames already extracted it adds only the hands.
+
+Here: the settings, the stage (what to do, in which order) and its command line. Elsewhere:
+one clip's work (signwrite.extract_clip), the worker processes that do it
+(signwrite.workers), the tables read and written (signwrite.tables), the contact sheets
+(signwrite.reports).
 """
 
 from __future__ import annotations
@@ -21,26 +26,23 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from signwrite import extract_hands, reports, video
-from signwrite.process import run_stage, setup_logging
+from signwrite import extract_hands, reports
 from signwrite.clip_times import parse_shard, shard_filter
-from signwrite.errors import DiskFullError, SignwriteError, VideoError
-from signwrite.fsutil import (disk_full_message, filled_folder, is_disk_full, remove_stale_temps, stage_lock,
-                              write_file, write_text_if_changed)
+from signwrite.errors import SignwriteError
+from signwrite.extract_clip import ClipResult, ClipTask, run_task
+from signwrite.fsutil import remove_stale_temps, stage_lock, write_text_if_changed
+from signwrite.process import run_stage, setup_logging
+from signwrite.tables import SPLITS, ClipRow, list_frames, read_clips_csv, read_frame_rates, write_frames_csv
 from signwrite.workers import pool_map, start_fork_server, worker_pool
-from signwrite.tables import (SPLITS, ClipRow, frame_index, frame_name, list_frames, read_clips_csv,
-                              read_frame_rates, write_frames_csv)
 
 log = logging.getLogger(__name__)
 
 SAMPLING_KEYS = ("frames_per_clip", "fps", "all_frames", "size", "jpeg_quality")
+
 
 @dataclass
 class ExtractSettings:
@@ -85,17 +87,6 @@ class ExtractSettings:
 
 
 @dataclass
-class ClipResult:
-    clip_id: str
-    fps: float | None = None
-    names: list[str] = field(default_factory=list)  # JPEG file names, in time order
-    error: str = ""
-    extracted: bool = False
-    crops: list[str] | None = None  # hand crop names, in time order; None: hands not found (yet)
-    hands_found: bool = False  # this run found the clip's hands
-
-
-@dataclass
 class ExtractReport:
     frames_dir: Path
     shard: tuple[int, int] | None = None
@@ -129,90 +120,6 @@ class ExtractReport:
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- one clip
-
-
-def extract_clip(src: Path, dest: Path, clip_id: str, sampling: dict, *, threads: int | None = 1
-                 ) -> tuple[float, list[str]]:
-    """Decode the clip's sampled frames, resize them and write them as JPEGs into ``dest``.
-
-    The JPEGs go to a temp folder next to ``dest`` that is renamed into place when full,
-    so ``dest`` is whole or absent whatever happens. Returns (fps, file names).
-    """
-    import cv2
-
-    def choose(info: video.VideoInfo) -> list[int]:
-        return video.sample_indices(info.n_frames, info.fps, frames_per_clip=sampling["frames_per_clip"],
-                                    rate=sampling["fps"], all_frames=sampling["all_frames"])
-
-    def encode(frame: np.ndarray) -> np.ndarray:
-        frame = video.resize_short_side(frame, sampling["size"])
-        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, sampling["jpeg_quality"]])
-        if not ok:
-            raise VideoError(f"{src}: a frame could not be encoded as JPEG")
-        return buf
-
-    info, indices, jpegs = video.read_sampled(src, choose, threads=threads, transform=encode)
-    wanted = choose(info)
-    if len(indices) < len(wanted):
-        log.warning("%s: the container promises %d frames but fewer decode; kept %d of the %d sampled frames",
-                    src, info.n_frames, len(indices), len(wanted))
-    names = [frame_name(clip_id, i) for i in indices]
-    with filled_folder(dest) as tmp:
-        for name, buf in zip(names, jpegs):
-            write_file(tmp / name, buf)
-    return info.fps, names
-
-
-@dataclass
-class _Task:
-    row: ClipRow
-    dest: Path
-    sampling: dict
-    probe_only: bool = False  # the folder is done; only its fps is needed for frames.csv
-    hands_dest: Path | None = None  # find the clip's hands into this folder (with crops of crop_size)
-    crop_size: int = 0
-    hand_model: Path | None = None
-
-    @property
-    def work(self) -> bool:
-        """Decoding to do (not only a probe of a finished clip)."""
-        return not self.probe_only or self.hands_dest is not None
-
-
-def _run_task(task: _Task) -> ClipResult:
-    """One clip, in a worker: a bad clip becomes a recorded failure, not a crash."""
-    import cv2
-
-    cid = task.row.clip_id
-    # Test hook (tests/test_extract_workers.py): the worker dies on this clip, as a native crash
-    # in the hand tracker kills it. Read in the worker, whose environment is the one the run began with.
-    if os.environ.get("SIGNWRITE_TEST_DIE_ON_CLIP") == cid:
-        os.kill(os.getpid(), signal.SIGKILL)
-    try:
-        if task.probe_only:  # a hands pass reads the clip's fps itself: no probe for it
-            fps = video.probe(task.row.src).fps if task.hands_dest is None else None
-            res = ClipResult(cid, fps, list_frames(task.dest, cid))
-        else:
-            fps, names = extract_clip(task.row.src, task.dest, cid, task.sampling)
-            res = ClipResult(cid, fps, names, extracted=True)
-        if task.hands_dest is not None:
-            indices = [frame_index(n, cid) for n in res.names]
-            fps, res.crops = extract_hands.extract_clip_hands(task.row.src, task.hands_dest, cid, indices,
-                                                              task.crop_size, task.hand_model)
-            res.fps = res.fps or fps
-            res.hands_found = True
-        return res
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise DiskFullError(disk_full_message(task.dest)) from None
-        return ClipResult(cid, error=f"{task.row.src}: {exc.strerror or exc}")
-    except VideoError as exc:
-        return ClipResult(cid, error=str(exc))
-    except cv2.error as exc:
-        return ClipResult(cid, error=f"{task.row.src}: OpenCV cannot decode it ({str(exc).strip().splitlines()[-1]})")
-
-
 # --------------------------------------------------------------------------- the stage
 
 
@@ -220,7 +127,7 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
     """Extract every clip listed in clips.csv (or one shard of them); see the module docstring."""
     frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
     if (settings.data_dir / "clips" / "clips.csv").is_file():
-        start_fork_server()
+        start_fork_server()  # its imports then overlap with reading clips.csv
     all_rows = read_clips_csv(settings.data_dir)
     hand_model = None
     if settings.hands:  # before anything is written: no model, one line naming the ways to get one
@@ -245,70 +152,13 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
 
 
 def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: list[ClipRow],
-                    known_fps: dict[str, float], pool, hand_model: Path | None = None) -> ExtractReport:
+                    known_fps: dict[str, float], pool, hand_model: Path | None) -> ExtractReport:
     """The stage proper, under the lock: check settings, extract, write the index and sheets."""
-    from tqdm import tqdm
-
     frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
-    sampling = settings.sampling()
     report = ExtractReport(frames_dir, settings.shard, clips=len(rows))
-    # A shard shares the folder: it leaves alone the temps of other shards still running.
-    stale = sum(remove_stale_temps(folder, only_dead_writers=bool(settings.shard))
-                for folder in (frames_dir, hands_dir) if folder.is_dir())
-    if stale:
-        log.info("removed %d unfinished temp file(s)/folder(s) from an interrupted run", stale)
-    _check_config(frames_dir, sampling, all_rows)
-    if hand_model is not None:
-        hand_config = extract_hands.hand_settings(settings.size, hand_model)
-        done = any(extract_hands.finished(r.folder(hands_dir), r.clip_id) is not None for r in all_rows)
-        extract_hands.check_hand_settings(hands_dir, hand_config, done)
-    write_text_if_changed(frames_dir / "extract_config.json", json.dumps(sampling, indent=2) + "\n")
-    if hand_model is not None:
-        write_text_if_changed(hands_dir / "hands_config.json", json.dumps(hand_config, indent=2) + "\n")
-
-    results: dict[str, ClipResult] = {}
-    tasks = []
-    for r in rows:
-        folder = r.folder(frames_dir)
-        names = _finished(folder, r.clip_id)
-        crops = extract_hands.finished(r.folder(hands_dir), r.clip_id)
-        hands_todo = {} if hand_model is None or crops is not None else dict(
-            hands_dest=r.folder(hands_dir), crop_size=settings.size, hand_model=hand_model)
-        if names is None and folder.exists():
-            results[r.clip_id] = ClipResult(r.clip_id, error=f"{folder}: holds other files but no frames of "
-                                            "this clip; delete the folder and run again")
-        elif names is None:
-            tasks.append(_Task(r, folder, sampling, **hands_todo))
-        else:
-            report.already_done += 1
-            if (r.clip_id in known_fps or settings.shard) and not hands_todo:
-                results[r.clip_id] = ClipResult(r.clip_id, known_fps.get(r.clip_id), names, crops=crops)
-            else:
-                tasks.append(_Task(r, folder, sampling, probe_only=True, **hands_todo))
-    # Longest clips first, so no worker is left with a long clip at the end.
-    tasks.sort(key=lambda t: -_size(t.row.src))
-    todo = sum(t.work for t in tasks)
-    if todo:
-        what = "extracting (frames, hands)" if hand_model is not None else "extracting"
-        log.info("%s %d clip(s) with %d job(s) into %s", what, todo, min(settings.jobs, todo), frames_dir)
-    deaths = []
-
-    def died(task: _Task, how: str) -> ClipResult:
-        deaths.append(task.row.clip_id)
-        return ClipResult(task.row.clip_id, error=f"{task.row.src}: the worker extracting it died ({how}); "
-                                                  "run again to retry it")
-
-    with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=None if tasks else True) as bar:
-        for res in pool_map(pool, _run_task, tasks, died):
-            results[res.clip_id] = res
-            if res.error:
-                log.warning("%s: skipped: %s", res.clip_id, res.error)
-            report.extracted += res.extracted
-            report.hands_found += res.hands_found
-            bar.update()
-    if deaths:  # a dead worker leaves its temp folder behind; no one else clears it this run
-        for folder in (frames_dir, hands_dir):
-            remove_stale_temps(folder, only_dead_writers=True)
+    _prepare(settings, all_rows, hand_model)
+    results, tasks = _plan(settings, rows, known_fps, hand_model, report)
+    _run(tasks, pool, settings.jobs, results, report, hand_model is not None)
     for r in rows:  # a probed clip's hands were already there
         res = results[r.clip_id]
         if res.crops is None and not res.error:
@@ -327,23 +177,80 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
     return report
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+def _prepare(settings: ExtractSettings, all_rows: list[ClipRow], hand_model: Path | None) -> None:
+    """Clear what an interrupted run left, refuse settings other than the folder's, save them."""
+    frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
+    sampling = settings.sampling()
+    # A shard shares the folder: it leaves alone the temps of other shards still running.
+    stale = sum(remove_stale_temps(folder, only_dead_writers=bool(settings.shard))
+                for folder in (frames_dir, hands_dir) if folder.is_dir())
+    if stale:
+        log.info("removed %d unfinished temp file(s)/folder(s) from an interrupted run", stale)
+    _check_config(frames_dir, sampling, all_rows)
+    if hand_model is not None:
+        hand_config = extract_hands.hand_settings(settings.size, hand_model)
+        done = any(extract_hands.finished(r.folder(hands_dir), r.clip_id) is not None for r in all_rows)
+        extract_hands.check_hand_settings(hands_dir, hand_config, done)
+    write_text_if_changed(frames_dir / "extract_config.json", json.dumps(sampling, indent=2) + "\n")
+    if hand_model is not None:
+        write_text_if_changed(hands_dir / "hands_config.json", json.dumps(hand_config, indent=2) + "\n")
 
 
-def _finished(folder: Path, clip_id: str) -> list[str] | None:
-    """The frames of a finished clip folder, or None if the clip still has to be extracted."""
-    if not folder.is_dir():
-        return None
-    names = list_frames(folder, clip_id)
-    if not names:  # not made by us (ours are renamed in full); an empty one is safe to redo
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-        return None
-    return names
+def _plan(settings: ExtractSettings, rows: list[ClipRow], known_fps: dict[str, float], hand_model: Path | None,
+          report: ExtractReport) -> tuple[dict[str, ClipResult], list[ClipTask]]:
+    """The results known already (finished clips, folders in the way) and the tasks for the rest."""
+    frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
+    sampling = settings.sampling()
+    results, tasks = {}, []
+    for r in rows:
+        folder = r.folder(frames_dir)
+        names = _finished(folder, r.clip_id)
+        crops = extract_hands.finished(r.folder(hands_dir), r.clip_id)
+        hands_todo = {} if hand_model is None or crops is not None else dict(
+            hands_dest=r.folder(hands_dir), crop_size=settings.size, hand_model=hand_model)
+        if names is None and folder.exists():
+            results[r.clip_id] = ClipResult(r.clip_id, error=f"{folder}: holds other files but no frames of "
+                                            "this clip; delete the folder and run again")
+        elif names is None:
+            tasks.append(ClipTask(r, folder, sampling, **hands_todo))
+        else:
+            report.already_done += 1
+            if (r.clip_id in known_fps or settings.shard) and not hands_todo:
+                results[r.clip_id] = ClipResult(r.clip_id, known_fps.get(r.clip_id), names, crops=crops)
+            else:
+                tasks.append(ClipTask(r, folder, sampling, probe_only=True, **hands_todo))
+    # Longest clips first, so no worker is left with a long clip at the end.
+    tasks.sort(key=lambda t: -_size(t.row.src))
+    return results, tasks
+
+
+def _run(tasks: list[ClipTask], pool, jobs: int, results: dict[str, ClipResult], report: ExtractReport,
+         hands: bool) -> None:
+    """Do the tasks in the workers, adding their results (a dead worker's clip: failed)."""
+    from tqdm import tqdm
+
+    todo = sum(t.work for t in tasks)
+    if todo:
+        what = "extracting (frames, hands)" if hands else "extracting"
+        log.info("%s %d clip(s) with %d job(s) into %s", what, todo, min(jobs, todo), report.frames_dir)
+    deaths = []
+
+    def died(task: ClipTask, how: str) -> ClipResult:
+        deaths.append(task.row.clip_id)
+        return ClipResult(task.row.clip_id, error=f"{task.row.src}: the worker extracting it died ({how}); "
+                                                  "run again to retry it")
+
+    with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=None if tasks else True) as bar:
+        for res in pool_map(pool, run_task, tasks, died):
+            results[res.clip_id] = res
+            if res.error:
+                log.warning("%s: skipped: %s", res.clip_id, res.error)
+            report.extracted += res.extracted
+            report.hands_found += res.hands_found
+            bar.update()
+    if deaths:  # a dead worker leaves its temp folder behind; no one else clears it this run
+        for folder in (report.frames_dir, extract_hands.hands_dir(report.frames_dir.parent)):
+            remove_stale_temps(folder, only_dead_writers=True)
 
 
 def _check_config(frames_dir: Path, sampling: dict, rows: list[ClipRow]) -> None:
@@ -380,16 +287,23 @@ def _flags(s: dict) -> str:
     return f"{how} --size {s['size']}"
 
 
-def _frames_record(r: ClipRow, res: ClipResult) -> dict:
-    """A clip's frames.csv row: its frames' paths relative to data/frames, its crops' to data/hands."""
-    rel = f"{r.split}/{r.label}/{r.clip_id}"
-    hands = {"landmarks": "", "hand_frames": "", "crops": ""}
-    if res.crops is not None:
-        hands = {"landmarks": f"{rel}/{r.clip_id}.npz", "hand_frames": len(res.crops),
-                 "crops": ";".join(f"{rel}/{n}" for n in res.crops)}
-    return {"split": r.split, "label": r.label, "clip_id": r.clip_id, "video": r.video, "start": r.start,
-            "end": r.end, "fps": res.fps, "n_frames": len(res.names),
-            "frames": ";".join(f"{rel}/{n}" for n in res.names), **hands}
+def _finished(folder: Path, clip_id: str) -> list[str] | None:
+    """The frames of a finished clip folder, or None if the clip still has to be extracted."""
+    if not folder.is_dir():
+        return None
+    names = list_frames(folder, clip_id)
+    if not names:  # not made by us (ours are renamed in full); an empty one is safe to redo
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return None
+    return names
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _warn_strays(frames_dir: Path, expected: set[Path]) -> None:
@@ -401,6 +315,18 @@ def _warn_strays(frames_dir: Path, expected: set[Path]) -> None:
         log.warning("%d clip folder(s) under %s are not in clips.csv (e.g. %s); they are left alone and "
                     "not listed in frames.csv; delete them if they are left over from old clip times",
                     len(strays), frames_dir, strays[0].relative_to(frames_dir))
+
+
+def _frames_record(r: ClipRow, res: ClipResult) -> dict:
+    """A clip's frames.csv row: its frames' paths relative to data/frames, its crops' to data/hands."""
+    rel = f"{r.split}/{r.label}/{r.clip_id}"
+    hands = {"landmarks": "", "hand_frames": "", "crops": ""}
+    if res.crops is not None:
+        hands = {"landmarks": f"{rel}/{r.clip_id}.npz", "hand_frames": len(res.crops),
+                 "crops": ";".join(f"{rel}/{n}" for n in res.crops)}
+    return {"split": r.split, "label": r.label, "clip_id": r.clip_id, "video": r.video, "start": r.start,
+            "end": r.end, "fps": res.fps, "n_frames": len(res.names),
+            "frames": ";".join(f"{rel}/{n}" for n in res.names), **hands}
 
 
 # --------------------------------------------------------------------------- command line
@@ -461,10 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     def stage() -> int:
-        settings = ExtractSettings(data_dir=args.data_dir, frames_per_clip=args.frames_per_clip or 16,
-                                   fps=args.fps, all_frames=args.all_frames, size=args.size, jobs=args.jobs,
-                                   shard=parse_shard(args.shard), hands=args.hands, hand_model=args.hand_model)
-        report = extract_frames(settings)
+        given = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
+        report = extract_frames(ExtractSettings(**given))  # unset flags take the settings' defaults
         print(report.summary())
         return 1 if report.failed else 0
 
@@ -472,7 +396,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run through the package module, not __main__, so pool workers unpickle the same classes.
-    from signwrite.extract_frames import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

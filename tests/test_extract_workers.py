@@ -3,7 +3,7 @@ tracker, the OOM killer, a kill) fails that clip alone; the other clips go on, a
 finishes it.
 
 The death comes from a test hook read by the workers: SIGNWRITE_TEST_DIE_ON_CLIP=<clip id>
-makes signwrite.extract_frames._run_task SIGKILL its own worker when it begins that clip.
+makes signwrite.extract_clip.run_task SIGKILL its own worker when it begins that clip.
 Workers start from a fork server that keeps the environment of the run that started it, so
 each run with the hook is a process of its own, given the hook in its environment.
 """
