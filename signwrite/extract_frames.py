@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from signwrite import extract_hands, reports
-from signwrite.clip_times import parse_shard, shard_filter
 from signwrite.errors import SignwriteError
 from signwrite.extract_clip import ClipResult, ClipTask, run_task
 from signwrite.fsutil import remove_stale_temps, stage_lock, write_text_if_changed
 from signwrite.process import run_stage, setup_logging
+from signwrite.splits import parse_shard, shard_filter
 from signwrite.tables import SPLITS, ClipRow, list_frames, read_clips_csv, read_frame_rates, write_frames_csv
 from signwrite.workers import pool_map, start_fork_server, worker_pool
 

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from signwrite import __version__, clip_times, tables
+from signwrite import __version__, clip_times, splits, tables
 from signwrite.clip_times import Clip
 from signwrite.download import VideoResult, fetch_video, find_video
 from signwrite.errors import DiskFullError, SignwriteError, VideoError
@@ -69,11 +69,11 @@ def fetch(settings: FetchSettings) -> int:
         raise SignwriteError(f"--jobs must be at least 1; received {s.jobs}")
     sources = clip_times.read_sources(s.sources)
     clips = clip_times.read_clip_times(s.clip_times, sources)
-    clips = clip_times.assign_splits(clips, s.test_videos, s.test_fraction)
+    clips = splits.assign_splits(clips, s.test_videos, s.test_fraction)
     log.info("%s: %d clips of %d labels in %d videos", s.clip_times, len(clips),
              len({c.label for c in clips}), len({c.video for c in clips}))
-    videos = [v for v in sources if clip_times.shard_filter(v, s.shard)]
-    mine = [c for c in clips if clip_times.shard_filter(c.video, s.shard)]
+    videos = [v for v in sources if splits.shard_filter(v, s.shard)]
+    mine = [c for c in clips if splits.shard_filter(c.video, s.shard)]
     if s.shard:
         log.info("shard %d/%d: %d of %d videos, %d clips", *s.shard, len(videos), len(sources), len(mine))
 
@@ -89,7 +89,7 @@ def fetch(settings: FetchSettings) -> int:
         video_results = _fetch_videos(data, [sources[v] for v in videos], clips, todo, s.no_download)
         durations, video_results = _probe_videos(video_results, {c.video for c in todo})
         clip_times.check_durations(todo, durations, s.clip_times)
-        print(clip_times.split_summary(clips), flush=True)
+        print(splits.split_summary(clips), flush=True)
         available = {r.video: r.path for r in video_results if r.status != "failed" and r.path}
         clip_results += _cut_clips(data, todo, available, {r.video: r for r in video_results}, s.jobs)
         if s.shard is None:
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = FetchSettings(clip_times=args.clip_times, sources=args.sources, data_dir=args.data_dir,
                                  test_videos=test_videos, test_fraction=args.test_fraction,
                                  no_download=args.no_download, jobs=args.jobs,
-                                 shard=clip_times.parse_shard(args.shard))
+                                 shard=splits.parse_shard(args.shard))
         return fetch(settings)
 
     return run_stage("fetch", go)
