@@ -23,6 +23,7 @@ from signwrite.fsutil import write_text_if_changed
 
 SPLITS = ("train", "test")
 CLIPS_COLUMNS = ["clip_id", "label", "video", "start", "end", "split", "path", "frames"]
+CLIPS_READ = CLIPS_COLUMNS[:-1]  # what extract_frames needs: all but fetch's frame count of the clip
 HANDS_COLUMNS = ["landmarks", "hand_frames", "crops"]  # empty until extract-frames --hands found the clip's hands
 FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames",
                   *HANDS_COLUMNS]
@@ -90,14 +91,15 @@ def write_clips_csv(data_dir: Path, rows: list[dict]) -> bool:
 
 
 def read_clips_csv(data_dir: Path) -> list[ClipRow]:
-    """The clips fetch wrote (every bad row reported at once). A ``frames`` column is not needed."""
+    """The clips fetch wrote (every bad row reported at once); a table without the ``frames``
+    column reads as well."""
     from signwrite.clip_times import label_problem
 
     path = clips_csv(data_dir)
-    df = _read_table(path, [c for c in CLIPS_COLUMNS if c != "frames"], FETCH_FIX, dtype=str,
+    df = _read_table(path, CLIPS_READ, FETCH_FIX, dtype=str,
                      absent="run `signwrite fetch` first (or pass --data-dir the folder fetch wrote to)")
     rows, problems, seen = [], [], {}
-    for line, r in enumerate(df[CLIPS_COLUMNS[:-1]].itertuples(index=False), start=2):
+    for line, r in enumerate(df[CLIPS_READ].itertuples(index=False), start=2):
         r = r._replace(**{k: v.strip() for k, v in r._asdict().items()})
         why = [w for w in (label_problem(r.label), _id_problem(r.clip_id), _split_problem(r.split)) if w]
         why += [f"{name} {getattr(r, name)!r} is not a number of seconds"
@@ -144,15 +146,14 @@ def read_frames_csv(data_dir: Path, check_files: bool = True):
     """frames.csv as a DataFrame (one row per clip); an InputError naming every bad row.
     Tables written before ``--hands`` existed lack the hands columns: that is fine."""
     path = frames_csv(data_dir)
-    clips = _read_table(path, FRAMES_COLUMNS[:-len(HANDS_COLUMNS)], EXTRACT_FIX,
+    clips = _read_table(path, FRAMES_COLUMNS[:-len(HANDS_COLUMNS)], EXTRACT_FIX,  # all but the hands ones
                         dtype={"label": str, "clip_id": str, "video": str, "frames": str},
                         absent=f"run `python -m signwrite.extract_frames --data-dir {data_dir}` first")
     _check_types(path, clips)
     problems = []
     for row_number, row in enumerate(clips.itertuples(index=False), start=2):  # row 1 is the header
         where = f"row {row_number} ({row.clip_id or 'no clip_id'})"
-        if row.split not in SPLITS:
-            problems.append(f"{where}: split must be train or test, not {row.split!r}")
+        problems += [f"{where}: {why}" for why in (_split_problem(row.split),) if why]
         if not row.label:
             problems.append(f"{where}: empty label")
         frames = [f for f in row.frames.split(";") if f]
@@ -224,5 +225,5 @@ def _check_types(path: Path, table) -> None:
     kinds = {"start": (is_numeric_dtype, "numbers"), "end": (is_numeric_dtype, "numbers"),
              "fps": (is_numeric_dtype, "numbers"), "n_frames": (is_integer_dtype, "whole numbers")}
     bad = [f"column {c}: not every cell holds {what}" for c, (holds, what) in kinds.items() if not holds(table[c])]
-    if bad:
+    if bad and len(table):  # an empty table (every clip failed) has no types to check
         raise InputError(path, bad, EXTRACT_FIX)
