@@ -44,7 +44,8 @@ sys.path.insert(0, str(REPO))
 from benchlib import autogroup, stop_fork_server, timed  # noqa: E402
 from signwrite import video  # noqa: E402
 from signwrite.clip_times import clip_id  # noqa: E402
-from signwrite.extract_frames import ExtractSettings, extract_frames, frame_name  # noqa: E402
+from signwrite.extract_frames import ExtractSettings, extract_frames  # noqa: E402
+from signwrite.tables import frame_name  # noqa: E402
 from signwrite.fsutil import write_json  # noqa: E402
 
 JUNAID = REPO.parent / "shared" / "data" / "asl-letters-junaid" / "tutorial"

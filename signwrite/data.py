@@ -1,6 +1,6 @@
-"""Frames for training: read frames.csv, carve validation out of train, tf.data pipelines.
+"""Frames for training: frames.csv per frame, carve validation out of train, tf.data pipelines.
 
-frames.csv (written by extract_frames, docs/CONTRACTS.md) has one row per clip; here it
+frames.csv (written by extract_frames, read by signwrite.tables) has one row per clip; here it
 becomes one row per frame: split, label, clip_id, video, path (absolute), index (the
 frame's number in its clip) and position (0.. in time order within the clip).
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from signwrite.errors import InputError, SignwriteError
+from signwrite import tables
+from signwrite.errors import SignwriteError
+from signwrite.tables import EXTRACT_FIX, frame_index
 
 log = logging.getLogger(__name__)
 
-FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames"]
-EXTRACT_FIX = "run `python -m signwrite.extract_frames` again to rebuild data/frames"
 CACHE_BUDGET_BYTES = 1.5e9  # decoded training frames are kept in memory below this size
 
 
@@ -39,41 +39,8 @@ def read_extract_config(data_dir: Path) -> dict:
         raise SignwriteError(f"{path}: not valid JSON ({exc}); {EXTRACT_FIX}") from None
 
 
-def read_clips(data_dir: Path, check_files: bool = True):
-    """frames.csv as a DataFrame (one row per clip); an InputError naming every bad row."""
-    import pandas as pd
-
-    path = frames_dir(data_dir) / "frames.csv"
-    if not path.is_file():
-        raise SignwriteError(f"{path}: not found; run `python -m signwrite.extract_frames "
-                             f"--data-dir {data_dir}` first")
-    clips = pd.read_csv(path, dtype={"label": str, "clip_id": str, "video": str, "frames": str},
-                        keep_default_na=False)
-    missing = [c for c in FRAMES_COLUMNS if c not in clips.columns]
-    if missing:
-        raise InputError(path, [f"missing column(s): {', '.join(missing)}"], EXTRACT_FIX)
-    problems = []
-    for row_number, row in enumerate(clips.itertuples(index=False), start=2):  # row 1 is the header
-        where = f"row {row_number} ({row.clip_id or 'no clip_id'})"
-        if row.split not in ("train", "test"):
-            problems.append(f"{where}: split must be train or test, not {row.split!r}")
-        if not row.label:
-            problems.append(f"{where}: empty label")
-        frames = [f for f in row.frames.split(";") if f]
-        if not frames:
-            problems.append(f"{where}: lists no frames")
-        elif len(frames) != int(row.n_frames):
-            problems.append(f"{where}: n_frames is {row.n_frames} but {len(frames)} frames are listed")
-        if check_files:
-            absent = [f for f in frames if not (path.parent / f).is_file()]
-            if absent:
-                problems.append(f"{where}: {len(absent)} frame file(s) missing, e.g. {absent[0]}")
-    if problems:
-        raise InputError(path, problems, EXTRACT_FIX)
-    if clips.clip_id.duplicated().any():
-        dup = clips.clip_id[clips.clip_id.duplicated()].iloc[0]
-        raise InputError(path, [f"clip {dup} is listed twice"], EXTRACT_FIX)
-    return clips
+# frames.csv, one row per clip: its owner is signwrite.tables; train and evaluate read it here
+read_clips = tables.read_frames_csv
 
 
 def explode_frames(clips, data_dir: Path):
@@ -85,7 +52,7 @@ def explode_frames(clips, data_dir: Path):
     for clip in clips.itertuples(index=False):
         for position, rel in enumerate(f for f in clip.frames.split(";") if f):
             rows.append((clip.split, clip.label, clip.clip_id, clip.video, str(root / rel),
-                         frame_number(rel), position))
+                         frame_index(rel), position))
     return pd.DataFrame(rows, columns=["split", "label", "clip_id", "video", "path", "index", "position"])
 
 
@@ -111,19 +78,12 @@ def explode_crops(clips, data_dir: Path):
     for clip in clips.itertuples(index=False):
         for position, rel in enumerate(f for f in str(clip.crops).split(";") if f):
             rows.append((clip.split, clip.label, clip.clip_id, clip.video, str(root / rel),
-                         frame_number(rel), position))
+                         frame_index(rel), position))
     return pd.DataFrame(rows, columns=["split", "label", "clip_id", "video", "path", "index", "position"])
 
 
 def clips_without_hand(clips):
     return clips[clips.crops.astype(str) == ""]
-
-
-def frame_number(rel_path: str) -> int:
-    """NNNN in <clip_id>-NNNN.jpg: the frame's index within its clip."""
-    stem = Path(rel_path).stem
-    tail = stem.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
 
 
 def clip_numbers(frames) -> np.ndarray:

@@ -12,47 +12,36 @@ A clip folder is filled under a temp name and renamed into place, so it is whole
 absent; a re-run only does the clips whose folder is missing. ``--hands`` also finds the
 hands in the same sampled frames (signwrite.extract_hands: landmarks and hand crops under
 data/hands/, listed in frames.csv); on frames already extracted it adds only the hands.
+
+Here: the settings, the stage (what to do, in which order) and its command line. Elsewhere:
+one clip's work (signwrite.extract_clip), the worker processes that do it
+(signwrite.workers), the tables read and written (signwrite.tables), the contact sheets
+(signwrite.reports).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import secrets
-import shutil
-import signal
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from signwrite import extract_hands, video
-from signwrite.process import interrupts_held, run_stage, setup_logging
-from signwrite.clip_times import label_problem, parse_shard, shard_filter
-from signwrite.errors import DiskFullError, InputError, SignwriteError, VideoError
-from signwrite.fsutil import (TMP_MARK, atomic_path, disk_full_message, is_disk_full,
-                              remove_stale_temps, stage_lock, write_text, writer_tag)
+from signwrite import extract_hands, reports
+from signwrite.errors import SignwriteError
+from signwrite.extract_clip import ClipResult, ClipTask, run_task
+from signwrite.fsutil import remove_stale_temps, stage_lock, write_text_if_changed
+from signwrite.process import run_stage, setup_logging
+from signwrite.splits import parse_shard, shard_filter
+from signwrite.tables import SPLITS, ClipRow, list_frames, read_clips_csv, read_frame_rates, write_frames_csv
+from signwrite.workers import pool_map, start_fork_server, worker_pool
 
 log = logging.getLogger(__name__)
 
-CLIPS_COLUMNS = ["clip_id", "label", "video", "start", "end", "split", "path", "frames"]
-FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames",
-                  *extract_hands.HANDS_COLUMNS]
 SAMPLING_KEYS = ("frames_per_clip", "fps", "all_frames", "size", "jpeg_quality")
-SPLITS = ("train", "test")
-SHEET_FRAMES = 6  # thumbnails across a contact-sheet row: enough to see a sign begin and end
-SHEET_THUMB_HEIGHT = 96
-SHEET_MAX_ROWS = 500  # JPEG images stop at 65535 pixels high
-SHEET_VERSION = 2  # bump when the sheet layout changes, so existing sheets are redrawn
 
 
 @dataclass
@@ -98,32 +87,6 @@ class ExtractSettings:
 
 
 @dataclass
-class ClipRow:
-    """One clips.csv row; ``start``/``end`` keep their text so frames.csv copies them exactly."""
-    clip_id: str
-    label: str
-    video: str
-    start: str
-    end: str
-    split: str
-    src: Path
-
-    def folder(self, frames_dir: Path) -> Path:
-        return frames_dir / self.split / self.label / self.clip_id
-
-
-@dataclass
-class ClipResult:
-    clip_id: str
-    fps: float | None = None
-    names: list[str] = field(default_factory=list)  # JPEG file names, in time order
-    error: str = ""
-    extracted: bool = False
-    crops: list[str] | None = None  # hand crop names, in time order; None: hands not found (yet)
-    hands_found: bool = False  # this run found the clip's hands
-
-
-@dataclass
 class ExtractReport:
     frames_dir: Path
     shard: tuple[int, int] | None = None
@@ -157,392 +120,6 @@ class ExtractReport:
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- reading clips.csv
-
-
-def read_clips(data_dir: Path) -> list[ClipRow]:
-    """The clips fetch wrote, checked row by row (every problem reported at once)."""
-    import pandas as pd
-
-    path = Path(data_dir) / "clips" / "clips.csv"
-    if not path.is_file():
-        raise SignwriteError(f"{path}: not found; run `signwrite fetch` first "
-                             "(or pass --data-dir the folder fetch wrote to)")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise SignwriteError(f"{path}: not a readable CSV ({exc}); "
-                             "run `signwrite fetch` again to rewrite it") from None
-    missing = [c for c in CLIPS_COLUMNS if c not in df.columns]
-    if missing:
-        raise SignwriteError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(CLIPS_COLUMNS)}); "
-                             "run `signwrite fetch` again to rewrite it")
-    rows, problems, seen = [], [], {}
-    for line, r in enumerate(df[CLIPS_COLUMNS].itertuples(index=False), start=2):
-        r = r._replace(**{k: v.strip() for k, v in r._asdict().items()})
-        why = [w for w in (label_problem(r.label), _id_problem(r.clip_id)) if w]
-        if r.split not in SPLITS:
-            why.append(f"split {r.split!r} is not train or test")
-        for name in ("start", "end"):
-            try:
-                float(getattr(r, name))
-            except ValueError:
-                why.append(f"{name} {getattr(r, name)!r} is not a number of seconds")
-        rel = Path(r.path)
-        if not r.path or rel.is_absolute() or ".." in rel.parts:
-            why.append(f"path {r.path!r} is not a path inside {data_dir}")
-        if r.clip_id in seen:
-            why.append(f"clip {r.clip_id!r} already listed on line {seen[r.clip_id]}")
-        seen.setdefault(r.clip_id, line)
-        if why:
-            problems += [f"line {line}: {w}" for w in why]
-        else:
-            rows.append(ClipRow(r.clip_id, r.label, r.video, r.start, r.end, r.split, Path(data_dir) / rel))
-    if problems:
-        raise InputError(path, problems, fix="run `signwrite fetch` again to rewrite clips.csv")
-    if not rows:
-        raise SignwriteError(f"{path}: lists no clips; run `signwrite fetch` first")
-    return rows
-
-
-def _id_problem(clip_id: str) -> str | None:
-    why = label_problem(clip_id)
-    return why and why.replace("label", "clip id", 1)
-
-
-# --------------------------------------------------------------------------- one clip
-
-
-def frame_name(clip_id: str, index: int) -> str:
-    return f"{clip_id}-{index:04d}.jpg"
-
-
-def _frame_index(clip_id: str, name: str) -> int | None:
-    middle = name[len(clip_id) + 1:-4]
-    if name.startswith(clip_id + "-") and name.endswith(".jpg") and middle.isdigit():
-        return int(middle)
-    return None
-
-
-def list_frames(folder: Path, clip_id: str) -> list[str]:
-    """A finished clip folder's JPEG names in time order (numeric: 10000 comes after 9999)."""
-    found = [(_frame_index(clip_id, n), n) for n in os.listdir(folder)]
-    return [n for i, n in sorted(f for f in found if f[0] is not None)]
-
-
-def extract_clip(src: Path, dest: Path, clip_id: str, sampling: dict, *, threads: int | None = 1
-                 ) -> tuple[float, list[str]]:
-    """Decode the clip's sampled frames, resize them and write them as JPEGs into ``dest``.
-
-    The JPEGs go to a temp folder next to ``dest`` that is renamed into place when full,
-    so ``dest`` is whole or absent whatever happens. Returns (fps, file names).
-    """
-    import cv2
-
-    def choose(info: video.VideoInfo) -> list[int]:
-        return video.sample_indices(info.n_frames, info.fps, frames_per_clip=sampling["frames_per_clip"],
-                                    rate=sampling["fps"], all_frames=sampling["all_frames"])
-
-    def encode(frame: np.ndarray) -> np.ndarray:
-        frame = video.resize_short_side(frame, sampling["size"])
-        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, sampling["jpeg_quality"]])
-        if not ok:
-            raise VideoError(f"{src}: a frame could not be encoded as JPEG")
-        return buf
-
-    info, indices, jpegs = video.read_sampled(src, choose, threads=threads, transform=encode)
-    wanted = choose(info)
-    if len(indices) < len(wanted):
-        log.warning("%s: the container promises %d frames but fewer decode; kept %d of the %d sampled frames",
-                    src, info.n_frames, len(indices), len(wanted))
-    names = [frame_name(clip_id, i) for i in indices]
-    with filled_folder(dest, clip_id) as tmp:
-        for name, buf in zip(names, jpegs):
-            write_file(tmp / name, buf)
-    return info.fps, names
-
-
-@contextlib.contextmanager
-def filled_folder(dest: Path, clip_id: str):
-    """A temp folder next to ``dest``, renamed to ``dest`` when the block ends well and
-    removed when it does not, so ``dest`` is whole or absent whatever happens."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{clip_id}.{writer_tag()}.{secrets.token_hex(3)}{TMP_MARK}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-@dataclass
-class _Task:
-    row: ClipRow
-    dest: Path
-    sampling: dict
-    probe_only: bool = False  # the folder is done; only its fps is needed for frames.csv
-    hands_dest: Path | None = None  # find the clip's hands into this folder (with crops of crop_size)
-    crop_size: int = 0
-    hand_model: Path | None = None
-
-    @property
-    def work(self) -> bool:
-        """Decoding to do (not only a probe of a finished clip)."""
-        return not self.probe_only or self.hands_dest is not None
-
-
-def _run_task(task: _Task) -> ClipResult:
-    """One clip, in a worker: a bad clip becomes a recorded failure, not a crash."""
-    import cv2
-
-    cid = task.row.clip_id
-    # Test hook (tests/test_extract_workers.py): the worker dies on this clip, as a native crash
-    # in the hand tracker kills it. Read in the worker, whose environment is the one the run began with.
-    if os.environ.get("SIGNWRITE_TEST_DIE_ON_CLIP") == cid:
-        os.kill(os.getpid(), signal.SIGKILL)
-    try:
-        if task.probe_only:  # a hands pass reads the clip's fps itself: no probe for it
-            fps = video.probe(task.row.src).fps if task.hands_dest is None else None
-            res = ClipResult(cid, fps, list_frames(task.dest, cid))
-        else:
-            fps, names = extract_clip(task.row.src, task.dest, cid, task.sampling)
-            res = ClipResult(cid, fps, names, extracted=True)
-        if task.hands_dest is not None:
-            indices = [_frame_index(cid, n) for n in res.names]
-            fps, res.crops = extract_hands.extract_clip_hands(task.row.src, task.hands_dest, cid, indices,
-                                                              task.crop_size, task.hand_model)
-            res.fps = res.fps or fps
-            res.hands_found = True
-        return res
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise DiskFullError(disk_full_message(task.dest)) from None
-        return ClipResult(cid, error=f"{task.row.src}: {exc.strerror or exc}")
-    except VideoError as exc:
-        return ClipResult(cid, error=str(exc))
-    except cv2.error as exc:
-        return ClipResult(cid, error=f"{task.row.src}: OpenCV cannot decode it ({str(exc).strip().splitlines()[-1]})")
-
-
-# --------------------------------------------------------------------------- process pool
-
-
-def _init_worker() -> None:
-    import cv2
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    cv2.setNumThreads(1)  # one process per core already; more threads only contend
-    _exit_with_parent()
-
-
-def _exit_with_parent() -> None:
-    """A worker must not outlive a killed run: it would finish its clip behind the next run's back.
-
-    Its parent is the fork server, which exits as soon as the run that started it dies.
-    """
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-            if os.getppid() != parent:
-                os._exit(1)  # the parent died before prctl took effect
-            return
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-@contextlib.contextmanager
-def _worker_pool(jobs: int):
-    """A pool of ``jobs`` worker processes (None for 0: nothing to decode).
-
-    Even one job decodes in a worker: SIGINT landing inside FFmpeg's open can crash the
-    process (seen with OpenCV 5.0), while workers ignore SIGINT and this process handles
-    Ctrl-C. Workers come from a fork server, not a fork of this process: a fork copies
-    the state of this process's threads without the threads, and a worker then hangs on
-    it (OpenCV's own thread pool, if the caller used OpenCV before, does exactly that).
-    """
-    if jobs < 1:
-        yield None
-        return
-    pool = None
-    try:
-        with interrupts_held():  # a Ctrl-C waits for the pool to exist, and then stops it whole
-            _start_fork_server()  # if not started yet
-            pool = _Workers(jobs)
-        yield pool
-        pool.stop()
-    except BaseException:
-        if pool is not None:
-            pool.stop(now=True)  # Ctrl-C or an error: stop the workers now, mid-clip
-        raise
-
-
-_NO_ITEM = object()  # what next() gives when a map's items run out
-
-
-class _Workers:
-    """Worker processes, each handed one item at a time over a pipe of its own.
-
-    Not multiprocessing.Pool: when a worker dies (a native crash in the hand tracker, the
-    OOM killer, a kill), Pool quietly starts another and waits forever for the lost item.
-    Nor ProcessPoolExecutor: it fails every item in flight and kills the other workers
-    mid-clip. Here the item each worker holds is known, so a death costs that item alone,
-    and a fresh worker takes the dead one's place.
-    """
-
-    def __init__(self, jobs: int):
-        self._context = _pool_context()
-        self._procs = {}  # pipe -> process, for every worker alive
-        self._idle = [self._start() for _ in range(jobs)]  # the pipes of workers waiting for an item
-
-    def _start(self):
-        here, there = self._context.Pipe()
-        proc = self._context.Process(target=_worker_main, args=(there,), daemon=True)
-        # Held: a start cut short can leave the fork server a half-sent request, or a worker
-        # that stop() does not know of.
-        with interrupts_held():
-            proc.start()
-            there.close()  # the worker holds the only other end: its death ends the pipe
-            self._procs[here] = proc
-        return here
-
-    def map_unordered(self, func, items, died):
-        """``func`` over ``items`` in the workers, yielding the results as they come; an item
-        whose worker died yields ``died(item, how)`` instead (how: "signal 9: Killed", ...).
-        An exception raised by ``func`` is raised here."""
-        todo = iter(items)
-        busy = {}  # pipe -> the item its worker holds
-
-        def give(pipe=None):  # the next item to this worker (a new one if None), if any is left
-            item = next(todo, _NO_ITEM)
-            if item is _NO_ITEM:
-                if pipe is not None:
-                    self._idle.append(pipe)
-                return
-            if pipe is not None and not self._procs[pipe].is_alive():  # died idle: not this item's doing
-                self._reap(pipe)
-                pipe = None
-            pipe = pipe or self._start()
-            with contextlib.suppress(OSError):  # a worker dead already: its recv below says so
-                pipe.send((func, item))
-            busy[pipe] = item
-
-        idle, self._idle = self._idle, []
-        for pipe in idle:
-            give(pipe)
-        while busy:
-            for pipe in multiprocessing.connection.wait(list(busy)):
-                item = busy.pop(pipe)
-                try:
-                    ok, value, where = pipe.recv()
-                except (EOFError, OSError):  # the worker died: only it held the other end
-                    how = self._reap(pipe)
-                    give()
-                    yield died(item, how)
-                    continue
-                give(pipe)  # before the caller sees the result: the worker is not left idle
-                if not ok:
-                    raise value from _WorkerTraceback(where)
-                yield value
-
-    def _reap(self, pipe) -> str:
-        """Close a dead worker's pipe and wait for its process; returns how it died."""
-        proc = self._procs.pop(pipe)
-        pipe.close()
-        proc.join()
-        code = proc.exitcode
-        return f"signal {-code}: {signal.strsignal(-code)}" if code < 0 else f"exit code {code}"
-
-    def stop(self, now: bool = False) -> None:
-        """End the workers and wait for them: when done with their item (a worker exits at the
-        end of its pipe) or, ``now``, mid-item. Safe to call again."""
-        for pipe, proc in self._procs.items():
-            if now:
-                proc.kill()
-            pipe.close()
-        for proc in self._procs.values():
-            proc.join()
-        self._procs.clear()
-        self._idle.clear()
-
-
-class _WorkerTraceback(Exception):
-    """Where an exception raised in a worker came from (the worker's traceback, as text)."""
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-def _worker_main(pipe) -> None:
-    """A worker's loop: (func, item) in, (ok, result or exception, traceback) out."""
-    import traceback
-
-    _init_worker()
-    while True:
-        try:
-            func, item = pipe.recv()
-        except EOFError:  # the run closed the pool
-            return
-        try:
-            reply = (True, func(item), "")
-        except BaseException as exc:  # the run's to raise: a full disk, or a bug of ours
-            reply = (False, exc, traceback.format_exc())
-        try:
-            pipe.send(reply)
-        except Exception as exc:  # a reply that does not pickle: a bug of ours, for the run to raise
-            pipe.send((False, RuntimeError(f"a worker's reply could not be sent back: {exc!r}"),
-                       traceback.format_exc()))
-
-
-def _pool_context():
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if context.get_start_method() == "forkserver":
-        # Workers then start with the heavy imports done. Not this module itself: under
-        # `python -m signwrite.extract_frames` each worker runs it again as its __main__,
-        # and runpy warns when it is already imported.
-        context.set_forkserver_preload(["cv2", "numpy", "signwrite.video"])
-    return context
-
-
-def _start_fork_server() -> None:
-    """Start the fork server now: its imports then overlap with reading clips.csv.
-
-    It is started with SIGINT ignored (which, unlike a blocked signal, survives the exec):
-    the server ignores SIGINT itself only once its imports are done, and a Ctrl-C to the
-    whole job landing before that made it print a traceback. Ctrl-C is this process's to
-    handle; one landing in the few milliseconds of the start is lost (press it again).
-    """
-    if _pool_context().get_start_method() != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    if threading.current_thread() is not threading.main_thread():
-        forkserver.ensure_running()
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        forkserver.ensure_running()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _map(pool, func, items, died):
-    """``func`` over ``items``, in the pool if there is one; see _Workers.map_unordered."""
-    if pool is None:
-        return map(func, items)
-    return pool.map_unordered(func, items, died)
-
-
 # --------------------------------------------------------------------------- the stage
 
 
@@ -550,20 +127,20 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
     """Extract every clip listed in clips.csv (or one shard of them); see the module docstring."""
     frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
     if (settings.data_dir / "clips" / "clips.csv").is_file():
-        _start_fork_server()
-    all_rows = read_clips(settings.data_dir)
+        start_fork_server()  # its imports then overlap with reading clips.csv
+    all_rows = read_clips_csv(settings.data_dir)
     hand_model = None
     if settings.hands:  # before anything is written: no model, one line naming the ways to get one
         from signwrite.hand_model import hand_model_path
 
         hand_model = hand_model_path(settings.hand_model)
     rows = [r for r in all_rows if shard_filter(r.clip_id, settings.shard)]
-    known_fps = _fps_from_frames_csv(frames_dir / "frames.csv")
+    known_fps = read_frame_rates(settings.data_dir)
     n_work = sum(not r.folder(frames_dir).is_dir() or not (settings.shard or r.clip_id in known_fps)
                  or (settings.hands and extract_hands.finished(r.folder(hands_dir), r.clip_id) is None)
                  for r in rows)
     # The pool closes before the lock is released, so no worker writes after this run ends.
-    with stage_lock(frames_dir, "extract_frames", settings.shard), _worker_pool(min(settings.jobs, n_work)) as pool:
+    with stage_lock(frames_dir, "extract_frames", settings.shard), worker_pool(min(settings.jobs, n_work)) as pool:
         try:
             return _extract_locked(settings, all_rows, rows, known_fps, pool, hand_model)
         except BaseException:  # Ctrl-C or an error: stop the workers, then tidy what they left
@@ -575,13 +152,35 @@ def extract_frames(settings: ExtractSettings) -> ExtractReport:
 
 
 def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: list[ClipRow],
-                    known_fps: dict[str, float], pool, hand_model: Path | None = None) -> ExtractReport:
+                    known_fps: dict[str, float], pool, hand_model: Path | None) -> ExtractReport:
     """The stage proper, under the lock: check settings, extract, write the index and sheets."""
-    from tqdm import tqdm
+    frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
+    report = ExtractReport(frames_dir, settings.shard, clips=len(rows))
+    _prepare(settings, all_rows, hand_model)
+    results, tasks = _plan(settings, rows, known_fps, hand_model, report)
+    _run(tasks, pool, settings.jobs, results, report, hand_model is not None)
+    for r in rows:  # a probed clip's hands were already there
+        res = results[r.clip_id]
+        if res.crops is None and not res.error:
+            res.crops = extract_hands.finished(r.folder(hands_dir), r.clip_id)
+    report.failed = sorted((c, res.error) for c, res in results.items() if res.error)
+    _warn_strays(frames_dir, {r.folder(frames_dir) for r in all_rows})
+    if settings.shard:
+        return report
 
+    table = write_frames_csv(settings.data_dir, [_frames_record(r, results[r.clip_id]) for r in rows
+                                                 if not results[r.clip_id].error])
+    report.listed, report.n_frames = len(table), int(table["n_frames"].sum())
+    report.labels = table["label"].nunique()
+    report.hands = extract_hands.HandsSummary.of(table)
+    report.sheets_written = reports.update_contact_sheets(frames_dir, table, pool)
+    return report
+
+
+def _prepare(settings: ExtractSettings, all_rows: list[ClipRow], hand_model: Path | None) -> None:
+    """Clear what an interrupted run left, refuse settings other than the folder's, save them."""
     frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
     sampling = settings.sampling()
-    report = ExtractReport(frames_dir, settings.shard, clips=len(rows))
     # A shard shares the folder: it leaves alone the temps of other shards still running.
     stale = sum(remove_stale_temps(folder, only_dead_writers=bool(settings.shard))
                 for folder in (frames_dir, hands_dir) if folder.is_dir())
@@ -592,12 +191,17 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
         hand_config = extract_hands.hand_settings(settings.size, hand_model)
         done = any(extract_hands.finished(r.folder(hands_dir), r.clip_id) is not None for r in all_rows)
         extract_hands.check_hand_settings(hands_dir, hand_config, done)
-    _write_if_changed(frames_dir / "extract_config.json", json.dumps(sampling, indent=2) + "\n")
+    write_text_if_changed(frames_dir / "extract_config.json", json.dumps(sampling, indent=2) + "\n")
     if hand_model is not None:
-        _write_if_changed(hands_dir / "hands_config.json", json.dumps(hand_config, indent=2) + "\n")
+        write_text_if_changed(hands_dir / "hands_config.json", json.dumps(hand_config, indent=2) + "\n")
 
-    results: dict[str, ClipResult] = {}
-    tasks = []
+
+def _plan(settings: ExtractSettings, rows: list[ClipRow], known_fps: dict[str, float], hand_model: Path | None,
+          report: ExtractReport) -> tuple[dict[str, ClipResult], list[ClipTask]]:
+    """The results known already (finished clips, folders in the way) and the tasks for the rest."""
+    frames_dir, hands_dir = settings.data_dir / "frames", extract_hands.hands_dir(settings.data_dir)
+    sampling = settings.sampling()
+    results, tasks = {}, []
     for r in rows:
         folder = r.folder(frames_dir)
         names = _finished(folder, r.clip_id)
@@ -608,28 +212,36 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
             results[r.clip_id] = ClipResult(r.clip_id, error=f"{folder}: holds other files but no frames of "
                                             "this clip; delete the folder and run again")
         elif names is None:
-            tasks.append(_Task(r, folder, sampling, **hands_todo))
+            tasks.append(ClipTask(r, folder, sampling, **hands_todo))
         else:
             report.already_done += 1
             if (r.clip_id in known_fps or settings.shard) and not hands_todo:
                 results[r.clip_id] = ClipResult(r.clip_id, known_fps.get(r.clip_id), names, crops=crops)
             else:
-                tasks.append(_Task(r, folder, sampling, probe_only=True, **hands_todo))
+                tasks.append(ClipTask(r, folder, sampling, probe_only=True, **hands_todo))
     # Longest clips first, so no worker is left with a long clip at the end.
     tasks.sort(key=lambda t: -_size(t.row.src))
+    return results, tasks
+
+
+def _run(tasks: list[ClipTask], pool, jobs: int, results: dict[str, ClipResult], report: ExtractReport,
+         hands: bool) -> None:
+    """Do the tasks in the workers, adding their results (a dead worker's clip: failed)."""
+    from tqdm import tqdm
+
     todo = sum(t.work for t in tasks)
     if todo:
-        what = "extracting (frames, hands)" if hand_model is not None else "extracting"
-        log.info("%s %d clip(s) with %d job(s) into %s", what, todo, min(settings.jobs, todo), frames_dir)
+        what = "extracting (frames, hands)" if hands else "extracting"
+        log.info("%s %d clip(s) with %d job(s) into %s", what, todo, min(jobs, todo), report.frames_dir)
     deaths = []
 
-    def died(task: _Task, how: str) -> ClipResult:
+    def died(task: ClipTask, how: str) -> ClipResult:
         deaths.append(task.row.clip_id)
         return ClipResult(task.row.clip_id, error=f"{task.row.src}: the worker extracting it died ({how}); "
                                                   "run again to retry it")
 
     with tqdm(total=len(tasks), unit="clip", desc="extract_frames", disable=None if tasks else True) as bar:
-        for res in _map(pool, _run_task, tasks, died):
+        for res in pool_map(pool, run_task, tasks, died):
             results[res.clip_id] = res
             if res.error:
                 log.warning("%s: skipped: %s", res.clip_id, res.error)
@@ -637,55 +249,8 @@ def _extract_locked(settings: ExtractSettings, all_rows: list[ClipRow], rows: li
             report.hands_found += res.hands_found
             bar.update()
     if deaths:  # a dead worker leaves its temp folder behind; no one else clears it this run
-        for folder in (frames_dir, hands_dir):
+        for folder in (report.frames_dir, extract_hands.hands_dir(report.frames_dir.parent)):
             remove_stale_temps(folder, only_dead_writers=True)
-    for r in rows:  # a probed clip's hands were already there
-        res = results[r.clip_id]
-        if res.crops is None and not res.error:
-            res.crops = extract_hands.finished(r.folder(hands_dir), r.clip_id)
-    report.failed = sorted((c, res.error) for c, res in results.items() if res.error)
-    _warn_strays(frames_dir, {r.folder(frames_dir) for r in all_rows})
-    if settings.shard:
-        return report
-
-    listed = [r for r in rows if not results[r.clip_id].error]
-    table = _frames_table(listed, results)
-    _write_if_changed(frames_dir / "frames.csv", table.to_csv(index=False, lineterminator="\n"))
-    report.listed, report.n_frames = len(table), int(table["n_frames"].sum())
-    report.labels = table["label"].nunique()
-    report.hands = extract_hands.HandsSummary.of(table)
-    report.sheets_written = update_contact_sheets(frames_dir, table, pool)
-    return report
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _finished(folder: Path, clip_id: str) -> list[str] | None:
-    """The frames of a finished clip folder, or None if the clip still has to be extracted."""
-    if not folder.is_dir():
-        return None
-    names = list_frames(folder, clip_id)
-    if not names:  # not made by us (ours are renamed in full); an empty one is safe to redo
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-        return None
-    return names
-
-
-def _fps_from_frames_csv(path: Path) -> dict[str, float]:
-    """Frame rates recorded by an earlier run, so a re-run need not open finished clips."""
-    import pandas as pd
-
-    try:
-        old = pd.read_csv(path, usecols=["clip_id", "fps"], dtype={"clip_id": str}, keep_default_na=False)
-        return {c: float(f) for c, f in zip(old["clip_id"], old["fps"]) if float(f) > 0}
-    except (OSError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return {}
 
 
 def _check_config(frames_dir: Path, sampling: dict, rows: list[ClipRow]) -> None:
@@ -722,31 +287,23 @@ def _flags(s: dict) -> str:
     return f"{how} --size {s['size']}"
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
-    """Write atomically unless the file already holds ``text`` (a no-op re-run changes no file)."""
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    write_text(path, text)
-    return True
+def _finished(folder: Path, clip_id: str) -> list[str] | None:
+    """The frames of a finished clip folder, or None if the clip still has to be extracted."""
+    if not folder.is_dir():
+        return None
+    names = list_frames(folder, clip_id)
+    if not names:  # not made by us (ours are renamed in full); an empty one is safe to redo
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return None
+    return names
 
 
-def _frames_table(rows: list[ClipRow], results: dict[str, ClipResult]):
-    import pandas as pd
-
-    records = []
-    for r in rows:
-        res = results[r.clip_id]
-        rel = f"{r.split}/{r.label}/{r.clip_id}"
-        hands = {"landmarks": "", "hand_frames": "", "crops": ""}
-        if res.crops is not None:
-            hands = {"landmarks": f"{rel}/{r.clip_id}.npz", "hand_frames": len(res.crops),
-                     "crops": ";".join(f"{rel}/{n}" for n in res.crops)}
-        records.append({"split": r.split, "label": r.label, "clip_id": r.clip_id, "video": r.video,
-                        "start": r.start, "end": r.end, "fps": res.fps, "n_frames": len(res.names),
-                        "frames": ";".join(f"{rel}/{n}" for n in res.names), **hands})
-    table = pd.DataFrame(records, columns=FRAMES_COLUMNS)
-    return table.sort_values(["split", "label", "clip_id"], kind="stable").reset_index(drop=True)
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _warn_strays(frames_dir: Path, expected: set[Path]) -> None:
@@ -760,122 +317,16 @@ def _warn_strays(frames_dir: Path, expected: set[Path]) -> None:
                     len(strays), frames_dir, strays[0].relative_to(frames_dir))
 
 
-# --------------------------------------------------------------------------- contact sheets
-
-
-def update_contact_sheets(frames_dir: Path, table, pool=None) -> int:
-    """Redraw the sheets whose clips changed (or that are missing); returns how many were drawn."""
-    sheets_dir = frames_dir / "contact_sheets"
-    index_path = sheets_dir / ".sheets.json"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        index = {}
-    jobs, wanted = [], {}
-    for label, group in table.groupby("label", sort=True):
-        rows = group[["clip_id", "start", "end", "fps", "frames", "landmarks", "hand_frames"]].astype(str).values.tolist()
-        sig = hashlib.sha1(json.dumps([SHEET_VERSION, rows]).encode()).hexdigest()
-        wanted[label] = sig
-        if index.get(label) != sig or not (sheets_dir / f"{label}.jpg").is_file():
-            jobs.append((str(frames_dir), label, group.to_dict("records")))
-    for label in set(index) - set(wanted):  # labels gone from frames.csv: their sheets mislead
-        with contextlib.suppress(OSError):
-            (sheets_dir / f"{label}.jpg").unlink()
-
-    def died(job, how: str) -> None:  # the sheet stays out of the index, so the next run draws it
-        log.warning("contact sheet for label %r not drawn: its worker died (%s); run again to draw it",
-                    job[1], how)
-
-    for label in _map(pool, _draw_sheet_job, jobs, died):
-        if label is not None:
-            index[label] = wanted[label]
-    index = {k: v for k, v in index.items() if k in wanted}
-    _write_if_changed(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
-    return len(jobs)
-
-
-def _draw_sheet_job(job) -> str:
-    frames_dir, label, records = job
-    draw_contact_sheet(Path(frames_dir), label, records)
-    return label
-
-
-def draw_contact_sheet(frames_dir: Path, label: str, records: list[dict]) -> Path:
-    """One row per clip: its id and span above a few of its frames, each with its video time."""
-    import cv2
-
-    shown = records[:SHEET_MAX_ROWS]
-    title = f"{label}: {len(records)} clip(s)"
-    if len(shown) < len(records):
-        title += f", the first {len(shown)} shown"
-    sheet = _stack([_caption(title, 26, 0.6)] + [_sheet_row(frames_dir, rec) for rec in shown])
-    ok, buf = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise SignwriteError(f"contact sheet for label {label!r} ({sheet.shape[1]}x{sheet.shape[0]} px) "
-                             "could not be encoded as JPEG")
-    path = frames_dir / "contact_sheets" / f"{label}.jpg"
-    with atomic_path(path) as tmp:  # no fsync: a sheet is cheap to redraw, like the frames it shows
-        write_file(tmp, buf)
-    return path
-
-
-def write_file(path: Path, data) -> None:
-    """Write bytes (or an encoded image buffer). Not numpy's tofile: on a full disk it
-    writes part of the file and reports no error, and the part would pass for a frame."""
-    with open(path, "wb") as f:
-        f.write(memoryview(data))
-
-
-def _sheet_row(frames_dir: Path, rec: dict) -> np.ndarray:
-    """A clip's row of thumbnails, with the hands' skeleton drawn where they were found."""
-    import cv2
-
-    from signwrite.hands import HandFrames, draw_skeleton
-
-    names = rec["frames"].split(";") if rec["frames"] else []
-    skeletons = {}
-    if rec.get("landmarks"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            found = HandFrames.load(extract_hands.hands_dir(frames_dir.parent) / rec["landmarks"])
-            skeletons = dict(zip(found.frame_index.tolist(), found.image))
-    picks = sorted({round(x) for x in np.linspace(0, len(names) - 1, min(SHEET_FRAMES, len(names)))})
-    thumbs = []
-    for k in picks:
-        # Decoding at half size is twice as fast, and thumbnails are smaller still.
-        img = cv2.imdecode(np.fromfile(frames_dir / names[k], np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
-        if img is None:
-            continue
-        h, w = img.shape[:2]
-        img = cv2.resize(img, (max(1, round(w * SHEET_THUMB_HEIGHT / h)), SHEET_THUMB_HEIGHT),
-                         interpolation=cv2.INTER_LINEAR)
-        index = _frame_index(rec["clip_id"], Path(names[k]).name)
-        if index in skeletons:
-            draw_skeleton(img, skeletons[index], thickness=1)
-        t = float(rec["start"]) + index / float(rec["fps"])
-        cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2,
-                    cv2.LINE_AA)
-        cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (255, 255, 255), 1, cv2.LINE_AA)
-        thumbs += [img, np.full((SHEET_THUMB_HEIGHT, 2, 3), 255, np.uint8)]
-    strip = np.hstack(thumbs) if thumbs else np.full((SHEET_THUMB_HEIGHT, 200, 3), 200, np.uint8)
-    text = f"{rec['clip_id']}  ({rec['start']}-{rec['end']} s, {rec['n_frames']} frames)"
-    return _stack([_caption(text, 20, 0.45), strip, np.full((4, 1, 3), 255, np.uint8)])
-
-
-def _caption(text: str, height: int, scale: float) -> np.ndarray:
-    import cv2
-
-    text = text.encode("ascii", "replace").decode()  # Hershey fonts draw ASCII only
-    (width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    band = np.full((height, width + 6, 3), 255, np.uint8)
-    cv2.putText(band, text, (3, height - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
-    return band
-
-
-def _stack(parts: list[np.ndarray]) -> np.ndarray:
-    """Stack images top to bottom, padding each on the right with white to the widest."""
-    width = max(p.shape[1] for p in parts)
-    return np.vstack([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0)), constant_values=255) for p in parts])
+def _frames_record(r: ClipRow, res: ClipResult) -> dict:
+    """A clip's frames.csv row: its frames' paths relative to data/frames, its crops' to data/hands."""
+    rel = f"{r.split}/{r.label}/{r.clip_id}"
+    hands = {"landmarks": "", "hand_frames": "", "crops": ""}
+    if res.crops is not None:
+        hands = {"landmarks": f"{rel}/{r.clip_id}.npz", "hand_frames": len(res.crops),
+                 "crops": ";".join(f"{rel}/{n}" for n in res.crops)}
+    return {"split": r.split, "label": r.label, "clip_id": r.clip_id, "video": r.video, "start": r.start,
+            "end": r.end, "fps": res.fps, "n_frames": len(res.names),
+            "frames": ";".join(f"{rel}/{n}" for n in res.names), **hands}
 
 
 # --------------------------------------------------------------------------- command line
@@ -936,10 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     def stage() -> int:
-        settings = ExtractSettings(data_dir=args.data_dir, frames_per_clip=args.frames_per_clip or 16,
-                                   fps=args.fps, all_frames=args.all_frames, size=args.size, jobs=args.jobs,
-                                   shard=parse_shard(args.shard), hands=args.hands, hand_model=args.hand_model)
-        report = extract_frames(settings)
+        given = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
+        report = extract_frames(ExtractSettings(**given))  # unset flags take the settings' defaults
         print(report.summary())
         return 1 if report.failed else 0
 
@@ -947,7 +396,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run through the package module, not __main__, so pool workers unpickle the same classes.
-    from signwrite.extract_frames import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

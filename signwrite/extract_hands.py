@@ -22,10 +22,11 @@ from pathlib import Path
 
 from signwrite import hands, video
 from signwrite.errors import SignwriteError
+from signwrite.fsutil import filled_folder, write_file
+from signwrite.tables import frame_name, list_frames
 
 log = logging.getLogger(__name__)
 
-HANDS_COLUMNS = ["landmarks", "hand_frames", "crops"]  # added to frames.csv (paths relative to data/hands)
 JPEG_QUALITY = 95
 
 
@@ -62,18 +63,11 @@ def check_hand_settings(folder: Path, settings: dict, any_done: bool) -> None:
                              "with the settings they were made with (--size, --hand-model)")
 
 
-def list_crops(folder: Path, clip_id: str) -> list[str]:
-    """A finished hands folder's crop names, in time order."""
-    from signwrite.extract_frames import list_frames
-
-    return list_frames(folder, clip_id)
-
-
 def finished(folder: Path, clip_id: str) -> list[str] | None:
-    """The crops of a finished hands folder, or None if its hands are still to be found."""
+    """The crops of a finished hands folder in time order, or None if its hands are still to be found."""
     if not (folder / f"{clip_id}.npz").is_file():
         return None
-    return list_crops(folder, clip_id)
+    return list_frames(folder, clip_id)
 
 
 def extract_clip_hands(src: Path, dest: Path, clip_id: str, indices: list[int], crop_size: int,
@@ -82,13 +76,11 @@ def extract_clip_hands(src: Path, dest: Path, clip_id: str, indices: list[int], 
     ``dest`` (whole or absent). Returns the clip's fps and the crop file names."""
     import cv2
 
-    from signwrite.extract_frames import filled_folder, frame_name, write_file
-
     info, got, frames = video.read_sampled(src, lambda info: indices, threads=1)
     found = hands.track_frames(frames, got, info.fps, model_path)
     slot = found.signing_slot()
     names = []
-    with filled_folder(dest, clip_id) as tmp:
+    with filled_folder(dest) as tmp:
         for t, (index, frame) in enumerate(zip(got, frames)):
             if found.handedness[t, slot] == hands.ABSENT:
                 continue

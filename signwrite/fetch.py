@@ -22,15 +22,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from signwrite import __version__, clip_times
+from signwrite import __version__, clip_times, splits, tables
 from signwrite.clip_times import Clip
 from signwrite.download import VideoResult, fetch_video, find_video
 from signwrite.errors import DiskFullError, SignwriteError, VideoError
-from signwrite.fsutil import remove_stale_temps, stage_lock, write_text
+from signwrite.fsutil import remove_stale_temps, stage_lock, write_text_if_changed
 
 log = logging.getLogger(__name__)
 
-CLIPS_CSV_COLUMNS = ["clip_id", "label", "video", "start", "end", "split", "path", "frames"]
 # The encoder is most of a cut's cost. At CRF 18, ultrafast cuts 2-3x faster than
 # veryfast, stays closer to the source (more bits: ~55 vs ~53 dB PSNR) and decodes ~1.6x
 # faster for extract_frames; the price is clips ~7x larger (benchmarks/bench_cut.py).
@@ -70,11 +69,11 @@ def fetch(settings: FetchSettings) -> int:
         raise SignwriteError(f"--jobs must be at least 1; received {s.jobs}")
     sources = clip_times.read_sources(s.sources)
     clips = clip_times.read_clip_times(s.clip_times, sources)
-    clips = clip_times.assign_splits(clips, s.test_videos, s.test_fraction)
+    clips = splits.assign_splits(clips, s.test_videos, s.test_fraction)
     log.info("%s: %d clips of %d labels in %d videos", s.clip_times, len(clips),
              len({c.label for c in clips}), len({c.video for c in clips}))
-    videos = [v for v in sources if clip_times.shard_filter(v, s.shard)]
-    mine = [c for c in clips if clip_times.shard_filter(c.video, s.shard)]
+    videos = [v for v in sources if splits.shard_filter(v, s.shard)]
+    mine = [c for c in clips if splits.shard_filter(c.video, s.shard)]
     if s.shard:
         log.info("shard %d/%d: %d of %d videos, %d clips", *s.shard, len(videos), len(sources), len(mine))
 
@@ -90,7 +89,7 @@ def fetch(settings: FetchSettings) -> int:
         video_results = _fetch_videos(data, [sources[v] for v in videos], clips, todo, s.no_download)
         durations, video_results = _probe_videos(video_results, {c.video for c in todo})
         clip_times.check_durations(todo, durations, s.clip_times)
-        print(clip_times.split_summary(clips), flush=True)
+        print(splits.split_summary(clips), flush=True)
         available = {r.video: r.path for r in video_results if r.status != "failed" and r.path}
         clip_results += _cut_clips(data, todo, available, {r.video: r for r in video_results}, s.jobs)
         if s.shard is None:
@@ -111,7 +110,7 @@ def _place_existing_clips(data: Path, clips: list[Clip]) -> tuple[list[ClipResul
         if dst.is_file():
             done.append(ClipResult(c, "present"))
             continue
-        elsewhere = [p for p in (clip_path(data, c, s) for s in clip_times.SPLITS) if p != dst and p.is_file()]
+        elsewhere = [p for p in (clip_path(data, c, s) for s in tables.SPLITS) if p != dst and p.is_file()]
         if elsewhere:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(elsewhere[0], dst)
@@ -199,8 +198,6 @@ def _cut_one(data: Path, clip: Clip, src: Path) -> ClipResult:
 
 def _write_index(data: Path, clips: list[Clip], results: list[ClipResult], s: FetchSettings) -> list[ClipResult]:
     """Write clips.csv (clips on disk only) and fetch_config.json, each only if it changed."""
-    import pandas as pd
-
     from signwrite.video import probe
 
     on_disk = [c for c in clips if clip_path(data, c).is_file()]
@@ -221,24 +218,15 @@ def _write_index(data: Path, clips: list[Clip], results: list[ClipResult], s: Fe
              "end": round(c.end, 3), "split": c.split,
              "path": clip_path(data, c).relative_to(data).as_posix(), "frames": n}
             for c, n in zip(on_disk, counts) if c.clip_id not in bad]
-    rows.sort(key=lambda r: (r["split"], r["label"], r["clip_id"]))
-    table = pd.DataFrame(rows, columns=CLIPS_CSV_COLUMNS)
-    _write_if_changed(data / "clips" / "clips.csv", table.to_csv(index=False, lineterminator="\n"))
+    tables.write_clips_csv(data, rows)
 
     config = {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in asdict(s).items()}
-    config["videos"] = {side: sorted({c.video for c in clips if c.split == side}) for side in clip_times.SPLITS}
+    config["videos"] = {side: sorted({c.video for c in clips if c.split == side}) for side in tables.SPLITS}
     config["cut"] = CUT_SETTINGS
     config["signwrite_version"] = __version__
-    _write_if_changed(data / "clips" / "fetch_config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_text_if_changed(data / "clips" / "fetch_config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
     _warn_orphans(data, clips)
     return results
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    # An unchanged file keeps its mtime, so a re-run that has nothing to do writes nothing.
-    if path.is_file() and path.read_bytes() == text.encode("utf-8"):
-        return
-    write_text(path, text)
 
 
 def _warn_orphans(data: Path, clips: list[Clip]) -> None:
@@ -329,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = FetchSettings(clip_times=args.clip_times, sources=args.sources, data_dir=args.data_dir,
                                  test_videos=test_videos, test_fraction=args.test_fraction,
                                  no_download=args.no_download, jobs=args.jobs,
-                                 shard=clip_times.parse_shard(args.shard))
+                                 shard=splits.parse_shard(args.shard))
         return fetch(settings)
 
     return run_stage("fetch", go)

@@ -122,12 +122,49 @@ def disk_full_message(path) -> str:
             "(finished outputs are intact and will be skipped)")
 
 
+@contextlib.contextmanager
+def filled_folder(dest: Path):
+    """A temp folder next to ``dest`` to fill, renamed to ``dest`` when the block ends well
+    and removed when it does not, so ``dest`` is whole or absent whatever happens."""
+    import secrets
+    import shutil
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{writer_tag()}.{secrets.token_hex(3)}{TMP_MARK}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_file(path: Path, data) -> None:
+    """Write bytes (or an encoded image buffer) into a temp file or folder: no rename, no
+    fsync. Not numpy's tofile: on a full disk it writes part of the file and reports no
+    error, and the part would pass for a frame."""
+    with open(path, "wb") as f:
+        f.write(memoryview(data))
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+
+
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """write_text unless the file already holds ``text``; whether it wrote. An unchanged
+    file keeps its mtime, so a re-run that has nothing to do writes nothing."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if Path(path).read_text(encoding="utf-8") == text:
+            return False
+    write_text(path, text)
+    return True
 
 
 def write_bytes(path: Path, data: bytes) -> None:

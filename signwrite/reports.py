@@ -1,19 +1,25 @@
-"""What a run leaves for people: reports, pictures, TensorBoard summaries, the summary table.
+"""What signwrite leaves for people to look at: reports, pictures, TensorBoard summaries.
 
 write_reports(run_dir, scores, labels, config) writes metrics.json, predictions.csv,
 classification_report.txt, confusion_matrix.png, test_predictions.png and, under
 <run>/test/, TensorBoard scalars (final clip top-k), images and the run's hparams.
+update_contact_sheets draws extract-frames' contact sheets, one per label.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from signwrite.fsutil import write_bytes, write_csv, write_json, write_text
+from signwrite.errors import SignwriteError
+from signwrite.fsutil import atomic_path, write_bytes, write_csv, write_file, write_json, write_text, write_text_if_changed
+from signwrite.tables import frame_index
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +96,30 @@ def _thumbnail(path: str, landmarks: str | None = None) -> np.ndarray:
     image = cv2.imread(str(path))
     if image is None:
         return np.full((8, 8, 3), 200, np.uint8)
-    if landmarks:
-        from signwrite.data import frame_number
-        from signwrite.hands import HandFrames, draw_skeleton
-
-        try:
-            found = HandFrames.load(landmarks)
-        except (OSError, ValueError, KeyError):
-            found = None
-        if found is not None:
-            rows = np.flatnonzero(found.frame_index == frame_number(Path(path).name))
-            if len(rows):
-                draw_skeleton(image, found.image[rows[0]])
+    _draw_hands(image, _hands_by_frame(landmarks), frame_index(path))
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _hands_by_frame(landmarks) -> dict[int, np.ndarray]:
+    """{frame index: the hands' image points} from a clip's landmarks file; {} without one
+    (or if it cannot be read: the picture is still worth drawing)."""
+    from signwrite.hands import HandFrames
+
+    if not landmarks:
+        return {}
+    try:
+        found = HandFrames.load(landmarks)
+    except (OSError, ValueError, KeyError):
+        return {}
+    return dict(zip(found.frame_index.tolist(), found.image))
+
+
+def _draw_hands(image: np.ndarray, hands: dict[int, np.ndarray], index: int | None, **kw) -> None:
+    """Draw the hands found in frame ``index`` onto a BGR image (in place), if any were."""
+    from signwrite.hands import draw_skeleton
+
+    if index in hands:
+        draw_skeleton(image, hands[index], **kw)
 
 
 def _png(fig) -> bytes:
@@ -199,3 +216,119 @@ def summary_text(metrics: dict, run_dir: Path) -> str:
     lines += [f"files: {run_dir}/ (metrics.json, predictions.csv, confusion_matrix.png, test_predictions.png)",
               f"see:   tensorboard --logdir {run_dir.parent}"]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- contact sheets
+# extract-frames draws one per label (data/frames/contact_sheets/<label>.jpg), to check the
+# clip times by eye. With OpenCV rather than matplotlib: rows of equal height for up to
+# SHEET_MAX_ROWS clips, drawn in the extract workers, in a fraction of the time.
+
+SHEET_FRAMES = 6  # thumbnails across a contact-sheet row: enough to see a sign begin and end
+SHEET_THUMB_HEIGHT = 96
+SHEET_MAX_ROWS = 500  # JPEG images stop at 65535 pixels high
+SHEET_VERSION = 2  # bump when the sheet layout changes, so existing sheets are redrawn
+
+
+def update_contact_sheets(frames_dir: Path, table, pool=None) -> int:
+    """Redraw the sheets whose clips changed (or that are missing); returns how many were drawn."""
+    sheets_dir = frames_dir / "contact_sheets"
+    index_path = sheets_dir / ".sheets.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    jobs, wanted = [], {}
+    for label, group in table.groupby("label", sort=True):
+        rows = group[["clip_id", "start", "end", "fps", "frames", "landmarks", "hand_frames"]].astype(str).values.tolist()
+        sig = hashlib.sha1(json.dumps([SHEET_VERSION, rows]).encode()).hexdigest()
+        wanted[label] = sig
+        if index.get(label) != sig or not (sheets_dir / f"{label}.jpg").is_file():
+            jobs.append((str(frames_dir), label, group.to_dict("records")))
+    for label in set(index) - set(wanted):  # labels gone from frames.csv: their sheets mislead
+        with contextlib.suppress(OSError):
+            (sheets_dir / f"{label}.jpg").unlink()
+
+    def died(job, how: str) -> None:  # the sheet stays out of the index, so the next run draws it
+        log.warning("contact sheet for label %r not drawn: its worker died (%s); run again to draw it",
+                    job[1], how)
+
+    from signwrite.workers import pool_map
+
+    for label in pool_map(pool, _draw_sheet_job, jobs, died):
+        if label is not None:
+            index[label] = wanted[label]
+    index = {k: v for k, v in index.items() if k in wanted}
+    write_text_if_changed(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
+    return len(jobs)
+
+
+def _draw_sheet_job(job) -> str:
+    frames_dir, label, records = job
+    draw_contact_sheet(Path(frames_dir), label, records)
+    return label
+
+
+def draw_contact_sheet(frames_dir: Path, label: str, records: list[dict]) -> Path:
+    """One row per clip: its id and span above a few of its frames, each with its video time."""
+    import cv2
+
+    shown = records[:SHEET_MAX_ROWS]
+    title = f"{label}: {len(records)} clip(s)"
+    if len(shown) < len(records):
+        title += f", the first {len(shown)} shown"
+    sheet = _stack([_caption(title, 26, 0.6)] + [_sheet_row(frames_dir, rec) for rec in shown])
+    ok, buf = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise SignwriteError(f"contact sheet for label {label!r} ({sheet.shape[1]}x{sheet.shape[0]} px) "
+                             "could not be encoded as JPEG")
+    path = frames_dir / "contact_sheets" / f"{label}.jpg"
+    with atomic_path(path) as tmp:  # no fsync: a sheet is cheap to redraw, like the frames it shows
+        write_file(tmp, buf)
+    return path
+
+
+def _sheet_row(frames_dir: Path, rec: dict) -> np.ndarray:
+    """A clip's row of thumbnails, with the hands' skeleton drawn where they were found."""
+    import cv2
+
+    from signwrite.extract_hands import hands_dir
+
+    names = rec["frames"].split(";") if rec["frames"] else []
+    hands = _hands_by_frame(hands_dir(frames_dir.parent) / rec["landmarks"] if rec.get("landmarks") else None)
+    picks = sorted({round(x) for x in np.linspace(0, len(names) - 1, min(SHEET_FRAMES, len(names)))})
+    thumbs = []
+    for k in picks:
+        # Decoding at half size is twice as fast, and thumbnails are smaller still.
+        img = cv2.imdecode(np.fromfile(frames_dir / names[k], np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
+        if img is None:
+            continue
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (max(1, round(w * SHEET_THUMB_HEIGHT / h)), SHEET_THUMB_HEIGHT),
+                         interpolation=cv2.INTER_LINEAR)
+        index = frame_index(names[k])
+        _draw_hands(img, hands, index, thickness=1)
+        t = float(rec["start"]) + index / float(rec["fps"])
+        cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 2,
+                    cv2.LINE_AA)
+        cv2.putText(img, f"{t:.2f}s", (3, SHEET_THUMB_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        thumbs += [img, np.full((SHEET_THUMB_HEIGHT, 2, 3), 255, np.uint8)]
+    strip = np.hstack(thumbs) if thumbs else np.full((SHEET_THUMB_HEIGHT, 200, 3), 200, np.uint8)
+    text = f"{rec['clip_id']}  ({rec['start']}-{rec['end']} s, {rec['n_frames']} frames)"
+    return _stack([_caption(text, 20, 0.45), strip, np.full((4, 1, 3), 255, np.uint8)])
+
+
+def _caption(text: str, height: int, scale: float) -> np.ndarray:
+    import cv2
+
+    text = text.encode("ascii", "replace").decode()  # Hershey fonts draw ASCII only
+    (width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    band = np.full((height, width + 6, 3), 255, np.uint8)
+    cv2.putText(band, text, (3, height - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return band
+
+
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    """Stack images top to bottom, padding each on the right with white to the widest."""
+    width = max(p.shape[1] for p in parts)
+    return np.vstack([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0)), constant_values=255) for p in parts])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from signwrite import clip_times
-from signwrite.clip_times import Clip, assign_splits, parse_time, read_clip_times, read_sources
+from signwrite import clip_times, splits
+from signwrite.clip_times import Clip, parse_time, read_clip_times, read_sources
+from signwrite.splits import assign_splits
 from signwrite.errors import InputError, SignwriteError
 
 SOURCES_CSV = "video,url\nv1,videos/v1.mp4\nv2,videos/v2.mp4\nv3,https://example.invalid/v3.mp4\n"
@@ -279,7 +280,7 @@ def test_test_fraction_out_of_range_is_refused(fraction):
 
 def test_split_summary_names_videos_and_labels_missing_from_a_side():
     clips = [Clip("A", "v1", 1, 2, "train"), Clip("B", "v1", 3, 4, "train"), Clip("A", "v2", 1, 2, "test")]
-    text = clip_times.split_summary(clips)
+    text = splits.split_summary(clips)
     assert "train: 2 clips, 2 labels, 1 videos: v1" in text
     assert "test : 1 clips, 1 labels, 1 videos: v2" in text
     assert "labels with no test clip: B" in text
@@ -298,21 +299,21 @@ def test_clips_past_the_end_of_their_video_are_refused(tmp_path):
 
 def test_shards_partition_the_videos():
     videos = [f"video{i}" for i in range(40)]
-    owners = [[i for i in range(3) if clip_times.shard_filter(v, (i, 3))] for v in videos]
+    owners = [[i for i in range(3) if splits.shard_filter(v, (i, 3))] for v in videos]
     assert all(len(o) == 1 for o in owners)
     assert {o[0] for o in owners} == {0, 1, 2}
-    assert all(clip_times.shard_filter(v, None) for v in videos)
+    assert all(splits.shard_filter(v, None) for v in videos)
 
 
 @pytest.mark.parametrize("text,expected", [("0/2", (0, 2)), (" 3/4 ", (3, 4)), (None, None), ("", None)])
 def test_parse_shard(text, expected):
-    assert clip_times.parse_shard(text) == expected
+    assert splits.parse_shard(text) == expected
 
 
 @pytest.mark.parametrize("text", ["2/2", "1", "a/b", "-1/2", "1/0"])
 def test_parse_shard_refuses_nonsense(text):
     with pytest.raises(SignwriteError, match="--shard must look like I/N"):
-        clip_times.parse_shard(text)
+        splits.parse_shard(text)
 
 
 def test_sources_may_carry_the_signs_column_annotate_reads(tmp_path):

@@ -3,7 +3,7 @@ tracker, the OOM killer, a kill) fails that clip alone; the other clips go on, a
 finishes it.
 
 The death comes from a test hook read by the workers: SIGNWRITE_TEST_DIE_ON_CLIP=<clip id>
-makes signwrite.extract_frames._run_task SIGKILL its own worker when it begins that clip.
+makes signwrite.extract_clip.run_task SIGKILL its own worker when it begins that clip.
 Workers start from a fork server that keeps the environment of the run that started it, so
 each run with the hook is a process of its own, given the hook in its environment.
 """
@@ -101,17 +101,17 @@ def test_the_pool_gives_each_item_once_and_a_dead_workers_item_to_died():
     raised in a worker raised here (with the worker's traceback as its cause), an item whose
     worker dies handed to ``died``, and a worker found dead between items replaced without
     costing the next item."""
-    from signwrite.extract_frames import _worker_pool, _WorkerTraceback
+    from signwrite.workers import WorkerTraceback, worker_pool
 
     def died(item, how):
         return ("died", item, how)
 
-    with _worker_pool(2) as pool:
+    with worker_pool(2) as pool:
         assert sorted(pool.map_unordered(len, ["a", "bb", "ccc", "dddd", "eeeee"], died)) == [1, 2, 3, 4, 5]
         assert list(pool.map_unordered(len, ["abc"], died)) == [3]  # one item for two workers
         with pytest.raises(FileNotFoundError) as err:
             list(pool.map_unordered(os.stat, ["/no/such/file"], died))
-        assert isinstance(err.value.__cause__, _WorkerTraceback) and "func(item)" in str(err.value.__cause__)
+        assert isinstance(err.value.__cause__, WorkerTraceback) and "func(item)" in str(err.value.__cause__)
         # os._exit(3): the worker holding item 3 exits with code 3 midway
         assert sorted(pool.map_unordered(os._exit, [3], died)) == [("died", 3, "exit code 3")]
         assert sorted(pool.map_unordered(len, ["a", "bb", "ccc"], died)) == [1, 2, 3]  # its replacement works

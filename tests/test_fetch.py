@@ -18,7 +18,8 @@ from types import SimpleNamespace
 import pytest
 
 from signwrite import video
-from signwrite.clip_times import read_clip_times, read_sources, shard_filter
+from signwrite.clip_times import read_clip_times, read_sources
+from signwrite.splits import shard_filter
 from signwrite.errors import InputError
 from signwrite.fetch import FetchSettings, fetch, main
 from videotools import frame_number, make_numbered_video

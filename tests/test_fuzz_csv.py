@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from signwrite.clip_times import (
     Source,
-    assign_splits,
     label_problem,
     read_clip_times,
     read_sources,
 )
+from signwrite.splits import assign_splits
 from signwrite.errors import SignwriteError
 
 EXAMPLES = int(os.environ.get("SIGNWRITE_FUZZ_EXAMPLES", "1000"))
