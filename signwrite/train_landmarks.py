@@ -157,7 +157,7 @@ def train_landmarks(s, extract_config: dict) -> dict | None:
     from signwrite.process import import_tensorflow
     from signwrite.evaluate import hands_of_clip, thumbnails
     from signwrite.reports import print_summary, write_reports
-    from signwrite.train import check_config, run_config
+    from signwrite.train_settings import check_config, run_config
 
     t0 = time.time()
     clips = data.read_clips(s.data_dir)
