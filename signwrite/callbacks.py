@@ -11,6 +11,7 @@ Imported by the training code only, after TensorFlow: it imports Keras at the to
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -52,8 +53,6 @@ def read_state(phase_dir: Path) -> dict:
     """
     path = phase_dir / STATE
     if path.is_file():
-        import json
-
         return json.loads(path.read_text())
     if (phase_dir / "backup").exists() or (phase_dir / "done.json").exists():
         raise SignwriteError(f"{phase_dir}: a checkpoint written by an older signwrite, without the {STATE} "
