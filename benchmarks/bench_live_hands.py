@@ -164,16 +164,16 @@ def split(run, model: Path, n: int, work: Path) -> dict:
     import mediapipe as mp
     import tensorflow as tf
 
-    from signwrite import landmark_model as lm
+    from signwrite import landmark_features as lf
     from signwrite.process import native_stderr_filtered
     from signwrite.run import DEFAULT_WINDOW, sampling_kwargs, training_clip_seconds
 
-    spec = lm.FeatureSpec.from_dict(run.config["landmarks"]["feature_spec"])
+    spec = lf.FeatureSpec.from_dict(run.config["landmarks"]["feature_spec"])
     max_frames = int(run.config["landmarks"]["max_frames"])
     forward = tf.function(lambda x: run.model(x, training=False), reduce_retracing=True)
 
     def features(items):  # what run.classify_hands does before the model call
-        return lm.model_inputs([lm.signing_hand(np.stack([x[0] for x in items]), np.stack([x[1] for x in items]),
+        return lf.model_inputs([lf.signing_hand(np.stack([x[0] for x in items]), np.stack([x[1] for x in items]),
                                                 items[0][2], items[0][3])], spec, max_frames)
 
     ms = {k: [] for k in ("decode", "tracker_detect", "bare_landmarker_detect", "window_probs", "of_which_features",

@@ -13,22 +13,24 @@ MediaPipe loads) before it is used:
 Once MediaPipe has loaded the cached copy, a sidecar ``hand_landmarker.task.sha256`` records
 its hash. After that a check is a hash compare with no TensorFlow import, which is why
 ``python -m signwrite.hand_model --quiet`` (run by scripts/setup.sh) is quick.
+
+What makes a file a hand model is signwrite.hand_model_check's; the wheel build is
+signwrite.hand_model_wheel's; this module owns the cache, its lock and the three ways in.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import logging
 import os
-import re
 import shutil
 import sys
 import threading
-import zipfile
 from pathlib import Path
 
+from signwrite import hand_model_check as check
+from signwrite import hand_model_wheel as wheel
 from signwrite.process import run_stage, setup_logging
 from signwrite.errors import HandModelError
 from signwrite.fsutil import atomic_path, is_disk_full, remove_stale_temps_of, write_text
@@ -40,18 +42,7 @@ HAND_MODEL_URL = ("https://storage.googleapis.com/mediapipe-models/hand_landmark
 URL_ENV = "SIGNWRITE_HAND_MODEL_URL"  # replaces HAND_MODEL_URL (tests point it at 127.0.0.1)
 CACHE_ENV = "SIGNWRITE_CACHE_DIR"
 MODEL_NAME = "hand_landmarker.task"
-MEMBERS = ("hand_detector.tflite", "hand_landmarks_detector.tflite")
 DOWNLOAD_TIMEOUT = 30  # seconds without a byte before a download is given up
-
-# The last mediapipe wheel that still ships the hand networks as files. It pins protobuf<5 and
-# numpy<2, so it is only ever downloaded and read, never installed.
-WHEEL_REQUIREMENT = "mediapipe==0.10.21"
-WHEEL_NETWORKS = {  # name in the bundle -> path in the wheel
-    "hand_detector.tflite": "mediapipe/modules/palm_detection/palm_detection_full.tflite",
-    "hand_landmarks_detector.tflite": "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
-}
-# The .tflite files are the same on every platform, so a wheel for another one does as well.
-WHEEL_FALLBACK_TARGET = ("--python-version", "3.11", "--platform", "manylinux_2_28_x86_64")
 
 WAYS = ("get one with `signwrite hand-model PATH` (a file you have), `signwrite hand-model --url URL` "
         "(a download), or `signwrite hand-model --from-wheel` (built from the mediapipe 0.10.21 wheel on PyPI)")
@@ -74,83 +65,7 @@ def default_url() -> str:
     return os.environ.get(URL_ENV) or HAND_MODEL_URL
 
 
-# --- checking a file ---------------------------------------------------------------------
-
-def _sidecar(model: Path) -> Path:
-    return model.with_name(model.name + ".sha256")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _recorded_sha(model: Path) -> str | None:
-    """The hash the sidecar records (``sha256sum`` format), or None if there is no usable one."""
-    try:
-        text = _sidecar(model).read_text(encoding="utf-8").split()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return text[0] if text and re.fullmatch(r"[0-9a-f]{64}", text[0]) else None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def _check_bundle(path: Path, name: str) -> None:
-    """A whole zip holding both networks, every member matching its CRC; cheap, no MediaPipe."""
-    import zlib
-
-    try:
-        if not path.is_file():
-            raise HandModelError(f"{name}: no such file")
-        with zipfile.ZipFile(path) as zf:
-            missing = [m for m in MEMBERS if m not in zf.namelist()]
-            if missing:
-                raise HandModelError(f"{name}: not a hand model: the zip has no {' or '.join(missing)}")
-            damaged = zf.testzip()
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise HandModelError(f"{name}: not a hand model: not a whole zip file, or cut off "
-                             f"({_one_line(exc)})") from None
-    except OSError as exc:
-        raise HandModelError(f"{name}: cannot be read ({exc.strerror or exc})") from None
-    if damaged:
-        raise HandModelError(f"{name}: damaged: {damaged} does not match its checksum")
-
-
-def _mediapipe_quiet():
-    """Without -v, hide what MediaPipe and TensorFlow print natively on import and load:
-    start-up notes, LiteRT's "INFO: ..." lines and its "ERROR: ..." line for a bad network
-    (our error repeats it)."""
-    from signwrite import process
-
-    if not process.quiet_native():
-        return contextlib.nullcontext()
-    return process.native_stderr_filtered(re.compile(process.TF_NOISE.pattern + r"|(INFO|ERROR): .*"))
-
-
-def _test_load(path: Path, name: str) -> None:
-    """Have MediaPipe make a HandLandmarker from ``path``, then close it."""
-    with _mediapipe_quiet():
-        try:
-            from signwrite.hands import import_vision
-
-            vision = import_vision()  # without TensorFlow, when nothing else has imported it
-            from mediapipe.tasks.python.core.base_options import BaseOptions
-        except ImportError as exc:
-            raise HandModelError(f"cannot check {name}: mediapipe does not import ({_one_line(exc)}); "
-                                 "run scripts/setup.sh to reinstall signwrite's packages") from None
-        try:
-            options = vision.HandLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(path)))
-            vision.HandLandmarker.create_from_options(options).close()
-        except Exception as exc:  # MediaPipe raises ValueError or RuntimeError, by what is wrong
-            raise HandModelError(f"{name}: MediaPipe cannot load it as a hand model ({_one_line(exc)})") from None
-
+# --- checking the cached copy -------------------------------------------------------------
 
 def _is_cached(path: Path) -> bool:
     with contextlib.suppress(OSError):
@@ -160,30 +75,30 @@ def _is_cached(path: Path) -> bool:
 
 def _verify_cached(model: Path) -> None:
     """The cached copy: against its recorded sha256 if it has one, else in full (recording it)."""
-    recorded = _recorded_sha(model)
+    recorded = check.recorded_sha(model)
     if recorded is not None:
         try:
-            actual = _sha256(model)
+            actual = check.sha256_of(model)
         except FileNotFoundError:
             raise HandModelError(f"{model}: no such file") from None
         except OSError as exc:
             raise HandModelError(f"{model}: cannot be read ({exc.strerror or exc})") from None
         if actual != recorded:
             raise HandModelError(f"{model}: damaged or replaced: its sha256 is not the one recorded in "
-                                 f"{_sidecar(model).name} when MediaPipe last loaded it")
+                                 f"{check.sidecar(model).name} when MediaPipe last loaded it")
         return
     with _cache_lock():
-        if _recorded_sha(model) is not None:  # another process checked it while we waited
+        if check.recorded_sha(model) is not None:  # another process checked it while we waited
             return _verify_cached(model)
-        _check_bundle(model, str(model))
-        digest = _sha256(model)
-        _test_load(model, str(model))
+        check.check_bundle(model, str(model))
+        digest = check.sha256_of(model)
+        check.try_load(model, str(model))
         _record(model, digest)
 
 
 def _record(model: Path, digest: str) -> None:
     try:
-        write_text(_sidecar(model), f"{digest}  {model.name}\n")
+        write_text(check.sidecar(model), f"{digest}  {model.name}\n")
     except OSError as exc:
         log.warning("%s: could not record its sha256 (%s); it will be checked in full each time",
                     model, exc.strerror or exc)
@@ -199,8 +114,8 @@ def verify(path: Path | str) -> None:
     if _is_cached(path):
         _verify_cached(path)
     else:
-        _check_bundle(path, str(path))
-        _test_load(path, str(path))
+        check.check_bundle(path, str(path))
+        check.try_load(path, str(path))
 
 
 # --- the cache ------------------------------------------------------------------------------
@@ -250,9 +165,9 @@ def _cache_lock():
 def _cached_if_recorded() -> Path | None:
     """The cached model if its sha256 matches the recorded one (the quick check), else None."""
     model = cached_model()
-    recorded = _recorded_sha(model)
+    recorded = check.recorded_sha(model)
     try:
-        return model if recorded is not None and _sha256(model) == recorded else None
+        return model if recorded is not None and check.sha256_of(model) == recorded else None
     except OSError:
         return None
 
@@ -269,7 +184,7 @@ def _usable_cache(reasons: list[str]) -> Path | None:
         return model
     except HandModelError as exc:
         log.warning("%s; removing it", exc)
-        for p in (model, _sidecar(model)):
+        for p in (model, check.sidecar(model)):
             with contextlib.suppress(OSError):
                 p.unlink()
         reasons.append(f"the cached copy was refused ({exc})")
@@ -284,12 +199,12 @@ def _put_in_cache(fill, name: str) -> Path:
         remove_stale_temps_of(model)  # a killed install's
         with atomic_path(model) as tmp:
             fill(tmp)
-            _check_bundle(tmp, name)
-            digest = _sha256(tmp)
-            _test_load(tmp, name)
+            check.check_bundle(tmp, name)
+            digest = check.sha256_of(tmp)
+            check.try_load(tmp, name)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())  # on disk before the rename, so a crash cannot leave it empty
-            _sidecar(model).unlink(missing_ok=True)  # until the new record is written, check in full
+            check.sidecar(model).unlink(missing_ok=True)  # until the new record is written, check in full
         _record(model, digest)
     return model
 
@@ -325,58 +240,15 @@ def _download(url: str, dest: Path) -> None:
     except urllib.error.HTTPError as exc:
         raise HandModelError(f"{url}: HTTP error {exc.code} ({exc.reason})") from None
     except urllib.error.URLError as exc:
-        raise HandModelError(f"{url}: cannot be reached ({_one_line(exc.reason)})") from None
+        raise HandModelError(f"{url}: cannot be reached ({check.one_line(exc.reason)})") from None
     except (http.client.HTTPException, ValueError) as exc:  # ValueError: not a URL at all
-        raise HandModelError(f"{url}: the download failed ({_one_line(exc)})") from None
+        raise HandModelError(f"{url}: the download failed ({check.one_line(exc)})") from None
     except OSError as exc:
         if is_disk_full(exc):
             raise
-        raise HandModelError(f"{url}: the download failed ({exc.strerror or _one_line(exc)})") from None
+        raise HandModelError(f"{url}: the download failed ({exc.strerror or check.one_line(exc)})") from None
     if total is not None and got != total:
         raise HandModelError(f"{url}: the download was cut off ({got} of {total} bytes)")
-
-
-def build_from_wheel(wheel_path: Path | str, out_path: Path | str) -> Path:
-    """Bundle the two hand networks inside a mediapipe wheel (a zip) into a .task file."""
-    wheel_path, out_path = Path(wheel_path), Path(out_path)
-    networks = {}
-    try:
-        with zipfile.ZipFile(wheel_path) as whl:
-            for name, member in WHEEL_NETWORKS.items():
-                try:
-                    networks[name] = whl.read(member)
-                except KeyError:
-                    raise HandModelError(f"{wheel_path}: no {member} inside; not a mediapipe 0.10.x wheel") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise HandModelError(f"{wheel_path}: not a readable wheel ({_one_line(exc)})") from None
-    try:  # it pulls in TensorFlow, so only here
-        with _mediapipe_quiet():
-            from mediapipe.tasks.python.metadata.metadata_writers.model_asset_bundle_utils import (
-                create_model_asset_bundle)
-    except ImportError as exc:
-        raise HandModelError(f"cannot build a hand model: mediapipe does not import ({_one_line(exc)}); "
-                             "run scripts/setup.sh to reinstall signwrite's packages") from None
-    with atomic_path(out_path) as tmp:
-        create_model_asset_bundle(networks, str(tmp))
-    return out_path
-
-
-def _download_wheel(dest: Path) -> Path:
-    """``pip download`` the mediapipe 0.10.21 wheel (no dependencies, never installed) into dest."""
-    import subprocess
-
-    base = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
-            "--disable-pip-version-check", "--quiet", "--dest", str(dest), WHEEL_REQUIREMENT]
-    why = ""
-    for cmd in (base, base + list(WHEEL_FALLBACK_TARGET)):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(Path(dest).glob("mediapipe-*.whl"))
-        if proc.returncode == 0 and wheels:
-            return wheels[0]
-        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("ERROR")]
-        why = (errors or lines or [f"pip exited with status {proc.returncode}"])[-1]
-    raise HandModelError(f"pip could not download {WHEEL_REQUIREMENT} ({why})")
 
 
 def _install_file(src: Path) -> Path:
@@ -398,11 +270,12 @@ def _install_url(url: str) -> Path:
 def _install_wheel() -> Path:
     import tempfile
 
-    log.info("building the hand model from the %s wheel (pip download; it is not installed)", WHEEL_REQUIREMENT)
+    log.info("building the hand model from the %s wheel (pip download; it is not installed)",
+             wheel.WHEEL_REQUIREMENT)
     with tempfile.TemporaryDirectory(prefix="signwrite-wheel-") as tmpdir:
-        wheel = _download_wheel(Path(tmpdir))
-        model = _put_in_cache(lambda tmp: build_from_wheel(wheel, tmp), f"the model built from {wheel.name}")
-    log.info("hand model: built from %s into %s", wheel.name, model)
+        whl = wheel.download_wheel(Path(tmpdir))
+        model = _put_in_cache(lambda tmp: wheel.build_from_wheel(whl, tmp), f"the model built from {whl.name}")
+    log.info("hand model: built from %s into %s", whl.name, model)
     return model
 
 
@@ -444,7 +317,7 @@ def install_hand_model(path: Path | str | None = None, url: str | None = None,
             except HandModelError as exc:
                 reasons.append(f"{name}: {exc}")
                 if name == "download":
-                    log.info("%s; trying the %s wheel instead", exc, WHEEL_REQUIREMENT)
+                    log.info("%s; trying the %s wheel instead", exc, wheel.WHEEL_REQUIREMENT)
         raise HandModelError(no_model_message(reasons))
 
 
@@ -483,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     way.add_argument("path", nargs="?", type=Path, help=f"a {MODEL_NAME} you have: verified, then copied in")
     way.add_argument("--url", help=f"download it from URL (default: ${URL_ENV} or {HAND_MODEL_URL})")
     way.add_argument("--from-wheel", action="store_true",
-                     help=f"build it from the networks inside the {WHEEL_REQUIREMENT} wheel on PyPI "
+                     help=f"build it from the networks inside the {wheel.WHEEL_REQUIREMENT} wheel on PyPI "
                           "(downloaded with pip, never installed)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing unless something goes wrong")
     p.add_argument("-v", "--verbose", action="store_true")

@@ -12,8 +12,12 @@ Two ways to train (--mode auto: frozen with pretrained weights, end-to-end from 
 
 Validation is carved out of train (data.carve_validation); early stopping and the kept
 checkpoint look at validation only. The test split is scored once, at the end. A stopped
-run resumes where it was when the same command runs again (each phase keeps a Keras
-BackupAndRestore folder under <run>/checkpoints/ until it is done).
+run resumes where it was when the same command runs again: each phase keeps a Keras
+BackupAndRestore folder and a state.json sidecar under <run>/checkpoints/<phase>/ until the
+model is saved (signwrite.callbacks).
+
+The settings and config.json are in signwrite.train_settings, the Keras callbacks and the
+resume state in signwrite.callbacks, --distribute in signwrite.distribute.
 """
 
 from __future__ import annotations
@@ -22,123 +26,17 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from signwrite.process import import_tensorflow, run_stage, setup_logging
 from signwrite.errors import SignwriteError
-from signwrite.fsutil import TMP_MARK, atomic_path, folder_lock, remove_stale_temps, write_json, writer_tag
+from signwrite.fsutil import atomic_path, folder_lock, remove_stale_temps, write_json
+from signwrite.train_settings import INPUTS, TrainSettings, check_config, run_config
 
 log = logging.getLogger(__name__)
-
-
-INPUTS = ("frames", "hands", "landmarks")
-
-
-@dataclass
-class TrainSettings:
-    data_dir: Path = Path("data")
-    logdir: Path = Path("logs")
-    input: str = "frames"  # frames: whole frames into the backbone; hands: the hand crops into it;
-    # landmarks: a small model on the signing hand's landmarks (extract-frames --hands makes both)
-    landmark_model: str = "auto"  # pool | temporal | auto (both, the better on validation kept)
-    run: str | None = None  # default: <backbone>_<weights>_<size>px_<mode>, so re-running resumes
-    backbone: str = "inception_v3"  # or mobilenet_v2, the fast option; small_cnn: from scratch, tiny data
-    weights: str = "imagenet"  # imagenet | none (from scratch) | PATH of a weights file
-    image_size: int | None = None  # default: the backbone's own (299 / 224 / 64); down to 75 / 32 / 32
-    mode: str = "auto"  # frozen | end-to-end | auto (frozen if pretrained, end-to-end from scratch)
-    epochs: int | None = None  # default: 200 for a head on features, 30 end-to-end
-    warmup_epochs: int = 10  # head-only epochs before fine-tuning pretrained top blocks
-    batch_size: int = 32
-    learning_rate: float | None = None  # Adam's starting rate, cosine-decayed over the epochs; default
-    # 1e-3, or 1e-4 when fine-tuning pretrained blocks
-    patience: int = 10  # epochs without a better validation score before stopping
-    monitor: str = "val_loss"  # val_loss | val_accuracy | val_clip_top1: picks the kept checkpoint
-    val_fraction: float = 0.2  # of training clips (or frames), held out for validation
-    aggregate: str = "mean"  # mean | logmean | vote: frame probabilities -> clip
-    dropout: float = 0.3
-    augment: bool = True
-    colour: bool = False  # also hue/saturation/grey, channel swaps, inversion: signers who differ in
-    # skin, clothes and backdrop
-    flip: bool = False  # left-right flips swap the signing hand: off unless your signs allow it
-    seed: int = 0
-    deterministic: bool = False  # TensorFlow's op determinism: the same command, data and machine give
-    # the same model, bit for bit (free on CPU, measured; may be slower on a GPU)
-    backup_seconds: float = 60  # how often a resumable backup is saved (at an epoch's end)
-    distribute: str = "none"  # none | mirrored (every visible device) | multiworker (machines, by TF_CONFIG)
-
-    def resolved(self) -> "TrainSettings":
-        """Defaults filled in and every value checked; a SignwriteError naming a bad one."""
-        from signwrite import backbones
-        from signwrite.metrics import AGGREGATIONS
-
-        s = dataclasses.replace(self, data_dir=Path(self.data_dir), logdir=Path(self.logdir))
-        if s.input not in INPUTS or s.landmark_model not in ("auto", "pool", "temporal"):
-            raise SignwriteError(f"--input must be one of {', '.join(INPUTS)} and --landmark-model one of auto, "
-                                 f"pool, temporal. Received: input={s.input!r}, landmark_model={s.landmark_model!r}")
-        if s.input == "landmarks":
-            return s.resolved_for_landmarks()
-        spec = backbones.get_spec(s.backbone)
-        s.weights = backbones.check_weights(s.weights)
-        if s.weights == "imagenet" and not spec.pretrained:
-            backbones.fetch_imagenet_weights(spec, 0)  # the WeightsError that says what to use instead
-        s.image_size = backbones.check_image_size(s.backbone, s.image_size or spec.default_size)
-        if s.mode == "auto":
-            s.mode = "end-to-end" if s.weights == "none" else "frozen"
-        choices = {"mode": ("frozen", "end-to-end"), "aggregate": AGGREGATIONS,
-                   "monitor": ("val_loss", "val_accuracy", "val_clip_top1"),
-                   "distribute": ("none", "mirrored", "multiworker")}
-        for name, allowed in choices.items():
-            if getattr(s, name) not in allowed:
-                raise SignwriteError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}. "
-                                     f"Received: {name}={getattr(s, name)!r}")
-        if s.distribute == "multiworker" and (s.mode != "end-to-end" or s.weights != "none"):
-            raise SignwriteError(
-                "--distribute multiworker trains end-to-end from scratch (--weights none --mode end-to-end): "
-                "a head on cached pretrained features trains in minutes on one machine, so run that without "
-                f"--distribute, or with --distribute mirrored. Received: mode={s.mode!r}, weights={s.weights!r}")
-        if s.mode == "frozen" and s.weights == "none":
-            log.warning("--mode frozen with --weights none trains a head on a random, untrained backbone; "
-                        "expect little (use --mode end-to-end to train from scratch)")
-        s.epochs = s.epochs or (200 if s.mode == "frozen" else 30)
-        s.learning_rate = s.learning_rate or (1e-4 if s.mode == "end-to-end" and s.weights != "none" else 1e-3)
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(s, name) < 1:
-                raise SignwriteError(f"--{name.replace('_', '-')} must be at least 1. Received: {name}={getattr(s, name)}")
-        if not 0 <= s.val_fraction < 1:
-            raise SignwriteError(f"--val-fraction must be in [0, 1). Received: val_fraction={s.val_fraction}")
-        if not s.run:
-            tag = "imagenet" if s.weights == "imagenet" else "none" if s.weights == "none" else Path(s.weights).stem
-            s.run = f"{s.backbone}_{tag}_{s.image_size}px_{s.mode}" + ("_hands" if s.input == "hands" else "")
-        return s.checked_run_name()
-
-    def resolved_for_landmarks(self) -> "TrainSettings":
-        """The backbone settings do not apply; epochs and learning rate default to the landmark model's."""
-        from signwrite.metrics import AGGREGATIONS
-
-        s = dataclasses.replace(self, backbone="none", weights="none", image_size=None, mode="landmarks")
-        if s.distribute != "none":
-            raise SignwriteError("--input landmarks trains in seconds on one CPU: run it without --distribute. "
-                                 f"Received: distribute={s.distribute!r}")
-        if s.aggregate not in AGGREGATIONS:
-            raise SignwriteError(f"--aggregate must be one of {', '.join(AGGREGATIONS)}. Received: {s.aggregate!r}")
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(s, name) is not None and getattr(s, name) < 1:
-                raise SignwriteError(f"--{name.replace('_', '-')} must be at least 1. Received: {name}={getattr(s, name)}")
-        if not 0 <= s.val_fraction < 1:
-            raise SignwriteError(f"--val-fraction must be in [0, 1). Received: val_fraction={s.val_fraction}")
-        s.run = s.run or f"landmarks_{s.landmark_model}"
-        return s.checked_run_name()
-
-    def checked_run_name(self) -> "TrainSettings":
-        if Path(self.run).name != self.run or self.run in (".", ".."):
-            raise SignwriteError(f"--run must be a plain folder name. Received: run={self.run!r}")
-        return self
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -173,277 +71,67 @@ def load_data(s: TrainSettings):
     return train, val, test, labels, summary
 
 
-def targets_of(frames, labels) -> np.ndarray:
-    index = {label: i for i, label in enumerate(labels)}
-    return frames.label.map(index).to_numpy().astype(np.int32)
-
-
-# -- callbacks ---------------------------------------------------------------------------------
-
-def make_callbacks(s: TrainSettings, run_dir: Path, phase_dir: Path, val_inputs, val_frames, labels, resume):
-    """Validation scores first (the others read them from the epoch's logs), then Keras'.
-
-    Under multiworker every worker must run the same epochs in step, so there is no early
-    stopping (each worker's validation may differ in the last digits) and no timed backup
-    (time differs between machines); the best-on-validation checkpoint is still kept.
-    """
-    import keras
-
-    from signwrite import metrics as M
-    from signwrite.data import clip_numbers
-
-    multiworker = s.distribute == "multiworker"
-
-    class ValidationScores(keras.callbacks.Callback):
-        """val_loss, val_accuracy (frames) and val_clip_top1 (clips) from one pass."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            if val_frames.empty:
-                return
-            probs = predict_locally(self.model, val_inputs) if multiworker else \
-                self.model.predict(val_inputs, verbose=0)
-            y = targets_of(val_frames, labels)
-            logs["val_loss"] = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).mean())
-            logs["val_accuracy"] = M.topk_accuracy(probs, y, (1,))[1]
-            clip_probs = M.aggregate_clips(probs, clip_numbers(val_frames), s.aggregate)
-            clip_y = targets_of(val_frames.drop_duplicates("clip_id"), labels)
-            logs["val_clip_top1"] = M.topk_accuracy(clip_probs, clip_y, (1,))[1]
-            # With a few validation clips, clip top-1 ties for many epochs (often from an early,
-            # half-trained one); ties go to the better frame accuracy and lower loss. The
-            # tie-break stays under half of one clip's worth, so it never outranks a clip.
-            half_step = 0.5 / max(len(clip_y), 1)
-            logs[CLIP_SELECTION] = logs["val_clip_top1"] + half_step * (
-                logs["val_accuracy"] + 1 / (1 + logs["val_loss"])) / 2
-
-    class EpochLog(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
-            log.info("epoch %d/%d  %s  (%.0f s)", epoch + 1, self.params["epochs"], shown, time.time() - self.t0)
-
-    class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
-        """ModelCheckpoint writing to a temp file and renaming: never half a checkpoint."""
-
-        def __init__(self, path: Path, **kw):
-            self.final = path
-            # a temp name with fsutil's mark, so a run killed mid-save has it cleared on resume
-            stem = path.name.split(".")[0]
-            super().__init__(str(path.with_name(f".{stem}.{writer_tag()}.ckpt{TMP_MARK}.weights.h5")), **kw)
-
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)
-            if os.path.exists(self.filepath):
-                os.replace(self.filepath, self.final)
-
-    class TimedBackup(keras.callbacks.BackupAndRestore):
-        """BackupAndRestore, at most every ``backup_seconds``: saving InceptionV3 with its
-        optimizer takes seconds, as long as a whole epoch of a small run."""
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)  # restores the last backup, if any
-            self.last = time.time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if time.time() - self.last >= s.backup_seconds:
-                super().on_epoch_end(epoch, logs)
-                self.last = time.time()
-
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """EarlyStopping that remembers, after a restart, how long it had been waiting."""
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if resume["best"] is not None:
-                self.best, self.wait = resume["best"], resume["wait"]
-
-    monitor = monitor_key(s, val_frames)
-    mode = "min" if monitor.endswith("loss") else "max"
-    callbacks = [ValidationScores(), EpochLog(),
-                 AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
-                                  save_weights_only=True, initial_value_threshold=resume["best"]),
-                 ResumableEarlyStopping(monitor=monitor, mode=mode, patience=s.patience),
-                 keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-                 keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
-                 TimedBackup(str(phase_dir / "backup"))]
-    if multiworker:
-        callbacks = [c for c in callbacks if not isinstance(c, (ResumableEarlyStopping, TimedBackup))]
-    return callbacks
-
-
-CLIP_SELECTION = "val_clip_top1_tiebreak"  # what --monitor val_clip_top1 ranks epochs by
-
-
-def monitor_key(s: TrainSettings, val_frames) -> str:
-    """The logged value that picks the kept checkpoint and stops training."""
-    if val_frames.empty:
-        return "loss"
-    return CLIP_SELECTION if s.monitor == "val_clip_top1" else s.monitor
-
-
-def resume_state(run_dir: Path, first_epoch: int, monitor: str) -> dict:
-    """Best monitored value and epochs waited so far in this phase, from history.csv."""
-    import pandas as pd
-
-    path = run_dir / "history.csv"
-    if not path.is_file() or path.stat().st_size == 0:
-        return {"best": None, "wait": 0}
-    h = pd.read_csv(path).drop_duplicates("epoch", keep="last")
-    h = h[h.epoch >= first_epoch]
-    if h.empty or monitor not in h:
-        return {"best": None, "wait": 0}
-    values = h[monitor].to_numpy()
-    best_i = int(values.argmin() if monitor.endswith("loss") else values.argmax())
-    return {"best": float(values[best_i]), "wait": len(values) - 1 - best_i}
-
-
-def dedupe_history(path: Path) -> None:
-    """Epochs redone after a resume appear twice in history.csv; keep the last of each."""
-    import pandas as pd
-
-    from signwrite.fsutil import write_csv
-
-    if path.is_file() and path.stat().st_size:
-        h = pd.read_csv(path)
-        if h.epoch.duplicated().any():
-            write_csv(path, h.drop_duplicates("epoch", keep="last").sort_values("epoch"))
-
-
 # -- training ----------------------------------------------------------------------------------
 
-def fit_phase(name: str, model, train_data, val_inputs, val_frames, labels, s: TrainSettings,
-              run_dir: Path, epochs: int, learning_rate: float, first_epoch: int) -> int:
-    """Train ``model`` for one phase, keep its best-on-validation weights; returns the next epoch.
-
-    A finished phase is skipped on a re-run (its best weights are loaded instead).
-    """
-    import keras
-
-    phase_dir = run_dir / "checkpoints" / name
-    done = phase_dir / "done.json"
-    if done.is_file():
-        model.load_weights(phase_dir / "best.weights.h5")
-        log.info("phase %s: already done, weights restored", name)
-        return json.loads(done.read_text())["next_epoch"]
-    phase_dir.mkdir(parents=True, exist_ok=True)
-    # cosine decay over the planned epochs: big steps early, settled weights at the end
-    steps = epochs * int(train_data.cardinality())  # negative when tf.data cannot tell
-    schedule = (keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.01)
-                if steps > 0 else learning_rate)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    resume = resume_state(run_dir, first_epoch, monitor_key(s, val_frames))
-    callbacks = make_callbacks(s, run_dir, phase_dir, val_inputs, val_frames, labels, resume)
-    log.info("phase %s: up to %d epochs from epoch %d, learning rate %g, %d trainable weights",
-             name, epochs, first_epoch + 1, learning_rate, len(model.trainable_weights))
-    if s.distribute == "multiworker":
-        next_epoch = fit_multiworker(model, train_data, callbacks, first_epoch, epochs, s.batch_size)
-    else:
-        history = model.fit(train_data, epochs=first_epoch + epochs, initial_epoch=first_epoch,
-                            callbacks=callbacks, shuffle=False, verbose=0)  # tf.data shuffles
-        next_epoch = max(history.epoch, default=first_epoch - 1) + 1
-    best = phase_dir / "best.weights.h5"
-    if not best.is_file():  # nothing was ever better than the start: keep what we have
-        model.save_weights(best)
-    model.load_weights(best)
-    dedupe_history(run_dir / "history.csv")
-    write_json(done, {"next_epoch": next_epoch})
-    return next_epoch
+@dataclass
+class Phase:
+    """One stretch of training with its own optimizer: the head on cached features, or the
+    whole network end-to-end. Its folder is <run>/checkpoints/<name>/ (see signwrite.callbacks)."""
+    name: str
+    epochs: int
+    learning_rate: float
+    first_epoch: int  # epochs of the run before this phase: history.csv counts across phases
 
 
-def predict_locally(model, dataset) -> np.ndarray:
-    """Probabilities for every batch of ``dataset`` on this worker alone: Keras' predict does not
-    run under MultiWorkerMirroredStrategy (keras-team/keras#20585)."""
-    import tensorflow as tf
+@dataclass
+class Trainer:
+    """What every phase of a run shares: the settings, the run folder, the validation frames and labels."""
+    s: TrainSettings
+    run_dir: Path
+    val_frames: object  # pandas DataFrame of the validation frames
+    labels: list
 
-    forward = tf.function(lambda x: model(x, training=False))
-    return np.concatenate([forward(x).numpy() for x, _ in dataset])
+    def fit(self, phase: Phase, model, train_data, val_inputs) -> int:
+        """Train ``model`` for one phase, keep its best-on-validation weights; returns the next epoch.
 
+        A finished phase is skipped on a re-run (its best weights are loaded instead); a stopped
+        one resumes from its backup and its sidecar.
+        """
+        import keras
 
-def fit_multiworker(model, train_data, callbacks, first_epoch: int, epochs: int, global_batch: int) -> int:
-    """model.fit's job under MultiWorkerMirroredStrategy, where Keras 3's own fit fails
-    (keras-team/keras#20585): each worker takes its share of every global batch, gradients
-    are summed across workers by TensorFlow's collectives, every worker applies the same
-    update. The callbacks run as under fit. Returns the next epoch."""
-    import keras
-    import tensorflow as tf
+        from signwrite import callbacks as C
+        from signwrite.distribute import fit_multiworker, predict_locally
 
-    strategy = tf.distribute.get_strategy()
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction="sum")
-    optimizer = model.optimizer
-    optimizer.build(model.trainable_variables)
-    batches = strategy.experimental_distribute_dataset(train_data)
-
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            probs = model(x, training=True)
-            loss = loss_fn(y, probs) / global_batch  # this replica's share of the global mean
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        right = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32),
-                                               tf.cast(y, tf.int32)), tf.float32))
-        return loss, right, tf.cast(tf.shape(y)[0], tf.float32)
-
-    @tf.function
-    def step(batch):
-        per_replica = strategy.run(replica_step, args=batch)
-        return [strategy.reduce("SUM", v, axis=None) for v in per_replica]
-
-    run = keras.callbacks.CallbackList(callbacks, model=model, epochs=first_epoch + epochs, verbose=0)
-    model.stop_training = False
-    run.on_train_begin()
-    epoch = first_epoch
-    for epoch in range(first_epoch, first_epoch + epochs):
-        run.on_epoch_begin(epoch)
-        loss_sum = right = seen = steps = 0.0
-        for batch in batches:
-            loss, r, n = step(batch)
-            loss_sum, right, seen, steps = loss_sum + float(loss), right + float(r), seen + float(n), steps + 1
-        logs = {"accuracy": right / max(seen, 1), "loss": loss_sum / max(steps, 1),
-                "learning_rate": float(optimizer.learning_rate)}
-        run.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    run.on_train_end()
-    return epoch + 1
-
-
-def make_strategy(s: TrainSettings):
-    """The tf.distribute strategy of --distribute, made before TensorFlow does anything else,
-    and whether this process writes the run (the chief, worker 0, under multiworker)."""
-    import tensorflow as tf
-
-    if s.distribute == "none":
-        return tf.distribute.get_strategy(), True
-    if s.distribute == "mirrored":
-        replicas = os.environ.get("SIGNWRITE_CPU_REPLICAS")
-        if replicas:  # a CPU-only machine split into logical devices: to try mirrored without GPUs
-            if not replicas.isdigit() or int(replicas) < 1:
-                raise SignwriteError(f"SIGNWRITE_CPU_REPLICAS must be a whole number of at least 1; "
-                                     f"received {replicas!r}")
-            cpu = tf.config.list_physical_devices("CPU")[0]
-            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(replicas))
-            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-            strategy = tf.distribute.MirroredStrategy(devices)
+        s, multiworker = self.s, self.s.distribute == "multiworker"
+        phase_dir = self.run_dir / "checkpoints" / phase.name
+        best = phase_dir / "best.weights.h5"
+        state = C.read_state(phase_dir)
+        if state["done"]:
+            model.load_weights(best)
+            log.info("phase %s: already done, weights restored", phase.name)
+            return state["epoch"]
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        # cosine decay over the planned epochs: big steps early, settled weights at the end
+        steps = phase.epochs * int(train_data.cardinality())  # negative when tf.data cannot tell
+        schedule = (keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps, alpha=0.01)
+                    if steps > 0 else phase.learning_rate)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        callbacks = C.make_callbacks(s, self.run_dir, phase_dir, val_inputs, self.val_frames, self.labels, state,
+                                     predict_locally if multiworker else None)
+        log.info("phase %s: up to %d epochs from epoch %d, learning rate %g, %d trainable weights",
+                 phase.name, phase.epochs, phase.first_epoch + 1, phase.learning_rate, len(model.trainable_weights))
+        if multiworker:
+            next_epoch = fit_multiworker(model, train_data, callbacks, phase.first_epoch, phase.epochs, s.batch_size)
         else:
-            strategy = tf.distribute.MirroredStrategy()
-        log.info("distribute: MirroredStrategy over %d replica(s): %s", strategy.num_replicas_in_sync,
-                 ", ".join(strategy.extended.worker_devices))
-        return strategy, True
-    tf_config = os.environ.get("TF_CONFIG")
-    try:
-        cluster = json.loads(tf_config or "")
-        workers, index = cluster["cluster"]["worker"], int(cluster["task"]["index"])
-    except (ValueError, KeyError, TypeError):
-        raise SignwriteError(
-            "--distribute multiworker needs TF_CONFIG, the same cluster on every machine and each its own "
-            'index, e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": '
-            '{"type": "worker", "index": 0}}\'. Received: TF_CONFIG=' + repr(tf_config)) from None
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    log.info("distribute: MultiWorkerMirroredStrategy, worker %d of %d (%s), %d replica(s) in all",
-             index, len(workers), workers[index], strategy.num_replicas_in_sync)
-    return strategy, index == 0
+            history = model.fit(train_data, epochs=phase.first_epoch + phase.epochs, initial_epoch=phase.first_epoch,
+                                callbacks=callbacks, shuffle=False, verbose=0)  # tf.data shuffles
+            next_epoch = max(history.epoch, default=phase.first_epoch - 1) + 1
+        if not best.is_file():  # nothing was ever better than the start: keep what we have
+            model.save_weights(best)
+        model.load_weights(best)
+        C.mark_done(phase_dir, next_epoch)
+        return next_epoch
 
 
 def build_and_train(s: TrainSettings, run_dir: Path, train, val, labels, strategy=None):
@@ -458,11 +146,13 @@ def build_and_train(s: TrainSettings, run_dir: Path, train, val, labels, strateg
 
 def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
     from signwrite import backbones, data, features
+    from signwrite.callbacks import targets_of
 
     extractor = backbones.build_feature_extractor(s.backbone, s.weights, s.image_size)
     resize = extractor.get_layer("resize")
     head = backbones.build_head(extractor.output_shape[-1], len(labels), s.dropout)
     y_fit, y_val = targets_of(val.train, labels), targets_of(val.val, labels)
+    trainer = Trainer(s, run_dir, val.val, labels)
     epoch = 0
 
     if s.mode == "frozen" or s.weights != "none":  # a head on cached features (or its warm-up)
@@ -476,7 +166,7 @@ def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
                   .batch(s.batch_size))
         epochs = s.epochs if s.mode == "frozen" else s.warmup_epochs
         lr = s.learning_rate if s.mode == "frozen" else 1e-3
-        epoch = fit_phase("head", head, fit_ds, x_val, val.val, labels, s, run_dir, epochs, lr, epoch)
+        epoch = trainer.fit(Phase("head", epochs, lr, epoch), head, fit_ds, x_val)
 
     model = backbones.build_classifier(extractor, head)
     if s.mode == "end-to-end":
@@ -487,8 +177,7 @@ def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
         fit_ds = data.frame_dataset(list(val.train.path), y_fit, resize, s.batch_size, shuffle=True,
                                     augment=augment, seed=s.seed)
         val_ds = data.frame_dataset(list(val.val.path), y_val, resize, s.batch_size) if len(val.val) else None
-        fit_phase("end-to-end", model, fit_ds, val_ds, val.val, labels, s, run_dir, s.epochs,
-                  s.learning_rate, epoch)
+        trainer.fit(Phase("end-to-end", s.epochs, s.learning_rate, epoch), model, fit_ds, val_ds)
     backbones.set_trainable(extractor, s.backbone, "none")  # a saved model is for inference
     return model
 
@@ -505,38 +194,6 @@ def inference_copy(model):
 
 # -- the stage ---------------------------------------------------------------------------------
 
-def run_config(s: TrainSettings, extract_config: dict, summary: dict) -> dict:
-    import keras
-    import tensorflow as tf
-
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(s).items()}
-    config.update(extract_config=extract_config, data=summary,
-                  versions={"tensorflow": tf.__version__, "keras": keras.__version__})
-    return config
-
-
-def check_config(run_dir: Path, config: dict) -> None:
-    """A run folder belongs to one set of settings; resuming with others would mix them."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return
-    old = json.loads(path.read_text())
-
-    def same(k):
-        if k in ("versions", "logdir", "deterministic"):  # the run folder was found, so logdir matches;
-            # determinism changes how, not what, a run trains
-            return True
-        if k == "data_dir":
-            return Path(old.get(k, "")).resolve() == Path(config[k]).resolve()
-        return old.get(k) == config.get(k)
-
-    keys = sorted(k for k in set(old) | set(config) if not same(k))
-    if keys:
-        changes = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in keys)
-        raise SignwriteError(f"{run_dir} holds a run with other settings ({changes}); choose another "
-                             "--run name, or delete the folder to start it again")
-
-
 def train(s: TrainSettings) -> dict | None:
     """Train, save and score one run; returns the test metrics (None without a test split)."""
     from signwrite import data
@@ -549,6 +206,8 @@ def train(s: TrainSettings) -> dict | None:
 
         return train_landmarks(s, extract_config)
     import_tensorflow()  # settings and data checked first: their errors come without the wait
+    from signwrite.distribute import make_strategy
+
     strategy, chief = (None, True) if s.distribute == "none" else make_strategy(s)
     if not chief:  # another worker writes the run; this one trains in step and keeps nothing
         import tempfile

@@ -45,7 +45,7 @@ def load_clip_hands(clips, data_dir: Path) -> list[ClipHands]:
     """Every clip's signing hand, from the .npz files frames.csv lists."""
     from signwrite.extract_hands import hands_dir
     from signwrite.hands import HandFrames
-    from signwrite.landmark_model import signing_hand
+    from signwrite.landmark_features import signing_hand
 
     if "landmarks" not in clips.columns or (clips.landmarks.astype(str) == "").all():
         raise SignwriteError(f"{Path(data_dir) / 'frames' / 'frames.csv'}: lists no hand landmarks; {HANDS_FIX}")
@@ -94,7 +94,8 @@ def split_for_validation(train: list[ClipHands], fraction: float, seed: int):
 
 
 def landmark_settings(s, kind: str, max_frames: int):
-    from signwrite.landmark_model import FeatureSpec, LandmarkTrainSettings
+    from signwrite.landmark_features import FeatureSpec
+    from signwrite.landmark_model import LandmarkTrainSettings
 
     fields = {f.name for f in dataclasses.fields(LandmarkTrainSettings)}
     given = dict(kind=kind, seed=s.seed, max_frames=max_frames, augment=s.augment, feature_spec=FeatureSpec())
@@ -157,7 +158,7 @@ def train_landmarks(s, extract_config: dict) -> dict | None:
     from signwrite.process import import_tensorflow
     from signwrite.evaluate import hands_of_clip, thumbnails
     from signwrite.reports import print_summary, write_reports
-    from signwrite.train import check_config, run_config
+    from signwrite.train_settings import check_config, run_config
 
     t0 = time.time()
     clips = data.read_clips(s.data_dir)
@@ -258,12 +259,13 @@ def score_run(run, clips, data_dir: Path) -> dict | None:
     """Re-score a saved landmark run on the test clips of ``clips`` (evaluate's job)."""
     from signwrite import landmark_model as lm
     from signwrite.evaluate import hands_of_clip, thumbnails
+    from signwrite.landmark_features import FeatureSpec
     from signwrite.reports import write_reports
 
     test = [c for c in load_clip_hands(clips[clips.split == "test"], data_dir) if c.label in run.labels]
     if not test:
         return None
-    spec = lm.FeatureSpec.from_dict(run.config["landmarks"]["feature_spec"])
+    spec = FeatureSpec.from_dict(run.config["landmarks"]["feature_spec"])
     probs, has_hand = lm.predict(run.model, [(c.points, c.mask) for c in test], spec,
                                  int(run.config["landmarks"]["max_frames"]))
     scores = score_clips(test, probs, has_hand, run.labels, run.config.get("aggregate", "mean"))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signwrite import align, annotate as an, clip_times
+from signwrite import align, annotate as an, annotate_track, clip_times
 from signwrite.annotate import AnnotateSettings
 from signwrite.errors import InputError, SignwriteError, VideoError
 from signwrite.hands import HandFrames
@@ -228,7 +228,7 @@ def test_a_second_run_reuses_the_track_and_replaces_its_own_output(tmp_path, blo
     def no_tracking(*a, **k):
         raise AssertionError("tracked again")
 
-    monkeypatch.setattr(an, "track_video", no_tracking)
+    monkeypatch.setattr(annotate_track, "track_video", no_tracking)
     an.annotate(s)  # our own file, unedited: replaced
     assert s.out.read_text() == first
 
@@ -323,7 +323,7 @@ def fake_track(n=60, found=True):
     import cv2
 
     thumb = cv2.imencode(".jpg", np.zeros((12, 16, 3), np.uint8))[1].tobytes()
-    return an.Track("v", Path("v.mp4"), 10.0, n, hands, np.zeros(n), np.full(n, np.nan), [thumb] * n)
+    return annotate_track.Track("v", Path("v.mp4"), 10.0, n, hands, np.zeros(n), np.full(n, np.nan), [thumb] * n)
 
 
 def test_model_aligns_the_run_probabilities_to_the_order():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from signwrite import cli, hand_model
+from signwrite import cli, hand_model, hand_model_check, hand_model_wheel
 from signwrite.errors import HandModelError
 
 REAL_CANDIDATES = (hand_model.cached_model(), Path("/tmp/mpdl/hand_landmarker.task"))  # before any env patch
@@ -32,7 +32,7 @@ def real_bytes() -> bytes:
         if p.is_file():
             data = p.read_bytes()
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                if set(hand_model.MEMBERS) <= set(zf.namelist()):
+                if set(hand_model_check.MEMBERS) <= set(zf.namelist()):
                     return data
     pytest.skip("no real hand_landmarker.task in the user cache or /tmp/mpdl "
                 "(run `signwrite hand-model` once to get one)")
@@ -41,7 +41,7 @@ def real_bytes() -> bytes:
 @pytest.fixture(scope="session")
 def networks(real_bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(real_bytes)) as zf:
-        return {m: zf.read(m) for m in hand_model.MEMBERS}
+        return {m: zf.read(m) for m in hand_model_check.MEMBERS}
 
 
 def closed_port_url() -> str:
@@ -60,7 +60,7 @@ def isolated(tmp_path, monkeypatch):
     def no_pip(dest):
         raise HandModelError("pip is not used in tests")
 
-    monkeypatch.setattr(hand_model, "_download_wheel", no_pip)
+    monkeypatch.setattr(hand_model_wheel, "download_wheel", no_pip)
     return cache
 
 
@@ -69,7 +69,7 @@ def no_test_load(monkeypatch):
     def fail(path, name):
         raise AssertionError(f"unexpected test load of {name}")
 
-    monkeypatch.setattr(hand_model, "_test_load", fail)
+    monkeypatch.setattr(hand_model_check, "try_load", fail)
 
 
 def cache_leftovers(cache: Path) -> list[str]:
@@ -156,7 +156,7 @@ def bad_files(real: bytes, nets: dict[str, bytes]) -> dict[str, tuple[bytes, str
         "not-a-zip": (b"<html>sign in</html>", "not a whole zip file"),
         "one-network": (zip_of({"hand_detector.tflite": nets["hand_detector.tflite"]}),
                         "the zip has no hand_landmarks_detector.tflite"),
-        "garbage-networks": (zip_of({m: b"\0" * 4096 for m in hand_model.MEMBERS}),
+        "garbage-networks": (zip_of({m: b"\0" * 4096 for m in hand_model_check.MEMBERS}),
                              "MediaPipe cannot load it as a hand model"),
     }
 
@@ -244,7 +244,7 @@ def test_at_most_one_way_at_a_time(tmp_path):
 def test_download_from_a_url(server, real_bytes, isolated):
     model = hand_model.install_hand_model(url=server.url("/ok"))
     assert model.read_bytes() == real_bytes
-    assert hand_model._recorded_sha(model) == sha(real_bytes)
+    assert hand_model_check.recorded_sha(model) == sha(real_bytes)
     assert server.hits == {"/ok": 1}
 
 
@@ -276,7 +276,7 @@ def test_the_automatic_path_downloads_from_the_env_url_once(server, real_bytes, 
 
 
 def fake_wheel(path: Path, networks: dict[str, bytes], *, leave_out: str | None = None) -> Path:
-    members = {wheel_member: networks[name] for name, wheel_member in hand_model.WHEEL_NETWORKS.items()
+    members = {wheel_member: networks[name] for name, wheel_member in hand_model_wheel.WHEEL_NETWORKS.items()
                if wheel_member != leave_out}
     members["mediapipe/__init__.py"] = b""
     path.write_bytes(zip_of(members))
@@ -284,7 +284,7 @@ def fake_wheel(path: Path, networks: dict[str, bytes], *, leave_out: str | None 
 
 
 def test_build_from_wheel(tmp_path, networks):
-    out = hand_model.build_from_wheel(fake_wheel(tmp_path / "mediapipe.whl", networks), tmp_path / "built.task")
+    out = hand_model_wheel.build_from_wheel(fake_wheel(tmp_path / "mediapipe.whl", networks), tmp_path / "built.task")
     assert out == tmp_path / "built.task"
     with zipfile.ZipFile(out) as zf:
         assert {m: zf.read(m) for m in zf.namelist()} == networks
@@ -292,10 +292,10 @@ def test_build_from_wheel(tmp_path, networks):
 
 
 def test_build_from_a_wheel_without_the_networks(tmp_path, networks):
-    member = hand_model.WHEEL_NETWORKS["hand_landmarks_detector.tflite"]
+    member = hand_model_wheel.WHEEL_NETWORKS["hand_landmarks_detector.tflite"]
     wheel = fake_wheel(tmp_path / "mediapipe.whl", networks, leave_out=member)
     with pytest.raises(HandModelError, match=f"no {member} inside"):
-        hand_model.build_from_wheel(wheel, tmp_path / "built.task")
+        hand_model_wheel.build_from_wheel(wheel, tmp_path / "built.task")
     assert not (tmp_path / "built.task").exists()
 
 
@@ -303,7 +303,7 @@ def test_the_automatic_path_falls_back_to_the_wheel(tmp_path, networks, monkeypa
     def wheel_download(dest):
         return fake_wheel(Path(dest) / "mediapipe-0.10.21-py3-none-any.whl", networks)
 
-    monkeypatch.setattr(hand_model, "_download_wheel", wheel_download)
+    monkeypatch.setattr(hand_model_wheel, "download_wheel", wheel_download)
     caplog.set_level("INFO", logger="signwrite.hand_model")
     model = hand_model.hand_model_path()
     with zipfile.ZipFile(model) as zf:
@@ -355,8 +355,8 @@ def test_two_processes_installing_at_once(server, real_bytes, isolated):
     assert server.hits == {"/ok": 1}  # the second waited for the first and used its copy
     assert model.read_bytes() == real_bytes
     assert cache_leftovers(isolated) == ["hand_landmarker.task", "hand_landmarker.task.sha256"]
-    hand_model._check_bundle(model, str(model))
-    hand_model._test_load(model, str(model))
+    hand_model_check.check_bundle(model, str(model))
+    hand_model_check.try_load(model, str(model))
 
 
 def test_the_cached_fast_path_imports_no_tensorflow(tmp_path, real_bytes, isolated):

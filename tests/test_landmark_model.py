@@ -9,6 +9,8 @@ import time
 import numpy as np
 import pytest
 
+from signwrite import landmark_augment as la
+from signwrite import landmark_features as lf
 from signwrite import landmark_model as lm
 
 T = 16  # frames per clip, as extract-frames samples them by default
@@ -41,8 +43,8 @@ def hand_shape(states, rng=None, lengths=None, bend_noise=0.0):
     rng = rng or np.random.default_rng(0)
     lengths = lengths or {}
     pts = np.zeros((21, 3))
-    for name, state in zip(lm.FINGERS, states):
-        chain = lm.FINGERS[name]
+    for name, state in zip(lf.FINGERS, states):
+        chain = lf.FINGERS[name]
         if name == "thumb":
             pts[1] = (0.25, -0.25, 0)
             start, splay = 1, SPLAY["thumb"] if state == "ext" else -25
@@ -77,7 +79,7 @@ def make_signer(seed, left=False):
     width, height = [(640, 480), (480, 640), (1280, 720)][seed % 3]
     return dict(rng=rng, left=left, width=width, height=height, size=rng.uniform(50, 110),
                 roll=rng.uniform(-20, 20), yaw=rng.uniform(-15, 15), pitch=rng.uniform(-15, 15),
-                lengths={f: rng.uniform(0.9, 1.1) for f in lm.FINGERS},
+                lengths={f: rng.uniform(0.9, 1.1) for f in lf.FINGERS},
                 centre=(rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height))
 
 
@@ -122,7 +124,7 @@ def make_dataset(signers, clips_per_class=3, classes=CLASSES):
     for signer in signers:
         for y, (_, shape, motion) in enumerate(classes):
             for _ in range(clips_per_class):
-                clips.append(lm.signing_hand(*make_clip(signer, shape, motion)))
+                clips.append(lf.signing_hand(*make_clip(signer, shape, motion)))
                 labels.append(y)
     return clips, np.array(labels)
 
@@ -139,13 +141,13 @@ def shape_columns(spec):
 # -- features ----------------------------------------------------------------------------------
 
 def test_shape_features_ignore_shift_scale_and_rotation_but_orientation_does_not():
-    spec = lm.FeatureSpec(distances="all")
+    spec = lf.FeatureSpec(distances="all")
     image, handedness, w, h = right_hand_clip()
-    points, mask = lm.signing_hand(image, handedness, w, h)
+    points, mask = lf.signing_hand(image, handedness, w, h)
     a = np.radians(40)
     turn = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     moved = (points - points[0, 0]) @ turn.T * 2.7 + (123.0, -45.0, 0.0)
-    f, g = lm.frame_features(points, mask, spec), lm.frame_features(moved.astype(np.float32), mask, spec)
+    f, g = lf.frame_features(points, mask, spec), lf.frame_features(moved.astype(np.float32), mask, spec)
     assert f.shape == (T, spec.n_features) == (T, 60 + 210 + 15 + 5 + 6 + 60)
     cols = shape_columns(spec)
     np.testing.assert_allclose(g[:, cols], f[:, cols], atol=1e-4)
@@ -160,10 +162,10 @@ def test_shape_features_ignore_shift_scale_and_rotation_but_orientation_does_not
 
 
 def test_normalise_puts_the_wrist_at_0_the_palm_at_1_and_the_middle_finger_up():
-    points, _ = lm.signing_hand(*right_hand_clip())
-    q = lm.normalise(points)
+    points, _ = lf.signing_hand(*right_hand_clip())
+    q = lf.normalise(points)
     np.testing.assert_allclose(q[:, 0], 0, atol=1e-6)
-    np.testing.assert_allclose(lm.palm_size(q), 1, atol=1e-5)
+    np.testing.assert_allclose(lf.palm_size(q), 1, atol=1e-5)
     np.testing.assert_allclose(q[:, 9, 0], 0, atol=1e-5)
     assert (q[:, 9, 1] < 0).all()
 
@@ -174,12 +176,12 @@ def test_a_left_hand_reads_as_the_same_right_hand():
     mirrored[..., 0] = 1 - mirrored[..., 0]
     left = (mirrored[:, ::-1], np.where(handedness[:, ::-1] >= 0, 1 - handedness[:, ::-1], -1))
     assert np.isnan(left[0][:, 0]).all() and (left[1][:, 1] == 0).all()  # in the Left slot, labelled Left
-    spec = lm.FeatureSpec()
-    right = lm.frame_features(*lm.signing_hand(image, handedness, w, h), spec)
-    np.testing.assert_allclose(lm.frame_features(*lm.signing_hand(*left, w, h), spec), right, atol=1e-4)
+    spec = lf.FeatureSpec()
+    right = lf.frame_features(*lf.signing_hand(image, handedness, w, h), spec)
+    np.testing.assert_allclose(lf.frame_features(*lf.signing_hand(*left, w, h), spec), right, atol=1e-4)
     # without the mirror the palm would face the other way: the check has teeth
     raw = mirrored[:, 0] * (w, h, w)
-    unmirrored = lm.frame_features(raw.astype(np.float32), np.ones(T, bool), spec)
+    unmirrored = lf.frame_features(raw.astype(np.float32), np.ones(T, bool), spec)
     normal_z = spec.groups()["orientation"].start + 4
     assert np.all(np.sign(unmirrored[:, normal_z]) == -np.sign(right[:, normal_z]))
 
@@ -189,41 +191,41 @@ def test_signing_hand_takes_the_slot_found_in_more_frames():
     image, handedness = image.copy(), handedness.copy()
     image[:, 1], handedness[:, 1] = image[:, 0] + 0.1, 0  # a left hand in every frame
     image[::2, 0], handedness[::2, 0] = np.nan, -1  # the right one in half of them
-    points, mask = lm.signing_hand(image, handedness, w, h)
+    points, mask = lf.signing_hand(image, handedness, w, h)
     assert mask.all()
     np.testing.assert_allclose(points[:, 0, 0], -(image[:, 1, 0, 0] * w), rtol=1e-6)  # Left: mirrored
     image[:, 1], handedness[:, 1] = np.nan, -1
-    points, mask = lm.signing_hand(image, handedness, w, h)
+    points, mask = lf.signing_hand(image, handedness, w, h)
     assert mask.sum() == T // 2 and (points[~mask] == 0).all()
 
 
 def test_absent_frames_give_zero_features_and_no_velocity_across_them():
-    points, mask = lm.signing_hand(*right_hand_clip())
+    points, mask = lf.signing_hand(*right_hand_clip())
     mask = mask.copy()
     mask[5] = False
     points = points.copy()
     points[5] = np.nan
-    f = lm.frame_features(points, mask)
+    f = lf.frame_features(points, mask)
     assert np.isfinite(f).all() and (f[5] == 0).all() and (f[4] != 0).any()
-    g = lm.frame_features(np.where(mask[:, None, None], points, 1e6), mask)
+    g = lf.frame_features(np.where(mask[:, None, None], points, 1e6), mask)
     np.testing.assert_array_equal(f, g)
 
 
 def test_feature_spec_switches_and_round_trip():
-    sizes = [lm.FeatureSpec(**s).n_features for s in
+    sizes = [lf.FeatureSpec(**s).n_features for s in
              (dict(distances="none", angles=False, orientation=False, motion=False, shape_motion=False),
               dict(distances="all"), {})]
     assert sizes == [60, 60 + 210 + 15 + 5 + 6 + 60, 60 + 90 + 15 + 5 + 6 + 60]
-    spec = lm.FeatureSpec(distances="all", motion=False)
-    assert lm.FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
-    points, mask = lm.signing_hand(*right_hand_clip())
-    assert lm.frame_features(points, mask, spec).shape == (T, spec.n_features)
+    spec = lf.FeatureSpec(distances="all", motion=False)
+    assert lf.FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    points, mask = lf.signing_hand(*right_hand_clip())
+    assert lf.frame_features(points, mask, spec).shape == (T, spec.n_features)
     settings = lm.LandmarkTrainSettings(kind="pool", feature_spec=spec)
     assert lm.LandmarkTrainSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(lm.SignwriteError, match="distances"):
-        lm.FeatureSpec(distances="some")
+        lf.FeatureSpec(distances="some")
     with pytest.raises(lm.SignwriteError, match="unknown"):
-        lm.FeatureSpec.from_dict({"colour": True})
+        lf.FeatureSpec.from_dict({"colour": True})
 
 
 # -- augmentation -------------------------------------------------------------------------------
@@ -234,27 +236,27 @@ def chirality(points):
 
 
 def test_augment_never_mirrors_and_keeps_shapes():
-    points, mask = lm.signing_hand(*right_hand_clip())
+    points, mask = lf.signing_hand(*right_hand_clip())
     batch = np.stack([points] * 200), np.stack([mask] * 200)
     rng = np.random.default_rng(1)
-    p, m = lm.augment(*batch, rng)
+    p, m = la.augment(*batch, rng)
     assert p.shape == batch[0].shape and m.shape == batch[1].shape and p.dtype == np.float32
     assert (chirality(p)[m] == chirality(points[0])).all()
     assert (p[~m] == 0).all() and m.any(1).all() and (~m).any()
     assert np.abs(p - batch[0])[m].mean() > 1  # pixels: it did change things
-    one_p, one_m = lm.augment(points, mask, rng)
+    one_p, one_m = la.augment(points, mask, rng)
     assert one_p.shape == points.shape and one_m.shape == mask.shape
     # features of augmented hands stay close to the original shape (plausible takes, not other signs)
-    spec = lm.FeatureSpec(motion=False, orientation=False)
-    f0 = lm.frame_features(points, mask, spec)
-    fa = lm.frame_features(p, m, spec)
+    spec = lf.FeatureSpec(motion=False, orientation=False)
+    f0 = lf.frame_features(points, mask, spec)
+    fa = lf.frame_features(p, m, spec)
     assert np.abs(fa - f0)[m].mean() < 0.1
 
 
 def test_augment_changes_speed():
     image, handedness, w, h = right_hand_clip(motion="circle")
-    points, mask = lm.signing_hand(image, handedness, w, h)
-    p, m = lm.augment(np.stack([points] * 300), np.stack([mask] * 300), np.random.default_rng(2))
+    points, mask = lf.signing_hand(image, handedness, w, h)
+    p, m = la.augment(np.stack([points] * 300), np.stack([mask] * 300), np.random.default_rng(2))
     step = np.linalg.norm(np.diff(p[:, :, 0, :2], axis=1), axis=-1)
     ok = m[:, 1:] & m[:, :-1]
     speeds = np.array([s[o].mean() for s, o in zip(step, ok)]) / np.linalg.norm(np.diff(points[:, 0, :2], axis=0),
@@ -276,7 +278,7 @@ def test_masked_and_padded_frames_change_nothing(kind, path):
     np.testing.assert_allclose(out.sum(1), 1, atol=1e-5)
     g = np.where(m[..., None] > 0, f, rng.normal(size=f.shape) * 100).astype(np.float32)
     np.testing.assert_allclose(np.asarray(model({"features": g, "mask": m})), out, atol=1e-6)
-    padded = [lm.pad(f[i], m[i], 24) for i in range(3)]
+    padded = [lf.pad(f[i], m[i], 24) for i in range(3)]
     pf, pm = np.stack([a for a, _ in padded]), np.stack([b for _, b in padded])
     assert pf.shape == (3, 24, 7)
     np.testing.assert_allclose(np.asarray(model({"features": pf, "mask": pm})), out, atol=1e-6)
@@ -287,7 +289,7 @@ def test_masked_and_padded_frames_change_nothing(kind, path):
 
 def test_pad_thins_a_long_clip_evenly():
     f = np.arange(40, dtype=np.float32)[:, None].repeat(3, 1)
-    pf, pm = lm.pad(f, np.ones(40, bool), 8)
+    pf, pm = lf.pad(f, np.ones(40, bool), 8)
     assert pf.shape == (8, 3) and pm.all() and pf[0, 0] == 0 and pf[-1, 0] == 39
 
 
@@ -325,7 +327,7 @@ def test_a_temporal_model_recognises_new_signers_and_motion(signers):
     assert len({len(v) for v in history.values()}) == 1
 
     shape_only = lm.LandmarkTrainSettings(kind="pool", epochs=40, seed=0,
-                                          feature_spec=lm.FeatureSpec(motion=False, shape_motion=False))
+                                          feature_spec=lf.FeatureSpec(motion=False, shape_motion=False))
     model, _ = lm.fit(train, y_train, None, None, shape_only)
     probs, _ = lm.predict(model, test, shape_only.feature_spec, shape_only.max_frames)
     print(f"shape only: held-out accuracy {accuracy(probs, y_test):.3f}, motion pair "
@@ -360,9 +362,9 @@ def test_a_saved_model_loads_in_safe_mode_and_predicts_the_same(signers, tmp_pat
     from signwrite.run import refuse_code
 
     (train, y_train), _, (test, _) = signers
-    spec = lm.FeatureSpec()
+    spec = lf.FeatureSpec()
     trained, _ = lm.fit(train[:16], y_train[:16], None, None, lm.LandmarkTrainSettings(epochs=1, width=16))
-    inputs = lm.model_inputs(test, spec, 64)
+    inputs = lf.model_inputs(test, spec, 64)
     stats = lm.feature_stats(inputs["features"], inputs["mask"])
     pooled = lm.build_model(spec.n_features, 8, 64, kind="pool", width=16, feature_stats=stats)
     for name, model in (("temporal", trained), ("pool", pooled)):

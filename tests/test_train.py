@@ -273,7 +273,7 @@ def test_a_finished_run_is_not_trained_again(trained, capsys):
 def test_frozen_run_resumes_after_a_stop_and_reuses_cached_features(tmp_path, monkeypatch):
     import keras
 
-    from signwrite import train as T
+    from signwrite import callbacks as T
     from signwrite.train import TrainSettings
 
     d = make_frames_dataset(tmp_path / "data", videos={"train": ["va", "vb", "vc"], "test": ["vd"]})
@@ -326,6 +326,38 @@ def test_frozen_run_resumes_after_a_stop_and_reuses_cached_features(tmp_path, mo
                                      next(p for p in (d / "features").iterdir())) == 0
 
 
+def test_the_phase_sidecar_holds_the_resume_state_and_history_keeps_each_epoch_once(tmp_path):
+    """state.json (written at each epoch's end) carries the best score and the wait; the epochs
+    a resumed phase trains again leave history.csv first; an old phase folder gets one line."""
+    from signwrite import callbacks as C
+
+    phase_dir = tmp_path / "checkpoints" / "head"
+    phase_dir.mkdir(parents=True)
+    fresh = C.read_state(phase_dir)
+    assert fresh["best"] is None and fresh["wait"] == 0 and not fresh["done"]
+    writer = C.PhaseState(phase_dir, "val_loss", fresh)
+    for epoch, loss in enumerate([0.9, 0.5, 0.7, 0.6]):
+        writer.on_epoch_end(epoch, {"val_loss": loss})
+    state = C.read_state(phase_dir)
+    assert (state["epoch"], state["best"], state["best_epoch"], state["wait"]) == (4, 0.5, 1, 2)
+    C.mark_done(phase_dir, 4)
+    assert C.read_state(phase_dir)["done"] and C.read_state(phase_dir)["epoch"] == 4
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_loss\r\n0,1,0.9\r\n1,1,0.5\r\n2,1,0.7\r\n3,1,0.6\r\n")
+    logger = C.ResumedCSVLogger(str(history), append=True)
+    logger.on_train_begin()
+    logger.on_epoch_begin(2)  # the backup held epochs 0 and 1
+    logger.on_epoch_end(2, {"loss": 0.4, "val_loss": 0.8})
+    logger.on_train_end()
+    assert list(pd.read_csv(history).epoch) == [0, 1, 2] and pd.read_csv(history).val_loss[2] == 0.8
+
+    old = tmp_path / "old" / "checkpoints" / "head"
+    (old / "backup").mkdir(parents=True)
+    with pytest.raises(SignwriteError, match="older signwrite.*delete .*checkpoints"):
+        C.read_state(old)
+
+
 # -- command line ------------------------------------------------------------------------------
 
 def test_help_is_fast_because_tensorflow_is_not_imported():
@@ -368,7 +400,8 @@ def test_pipeline_frames_are_what_the_models_own_resizing_makes(tmp_path, size):
 def test_clip_top1_monitor_breaks_ties_by_frame_accuracy_then_loss(tmp_path):
     """Two epochs with the same clip top-1: the one whose frames are more often right wins,
     and the tie-break never outranks one more clip right."""
-    from signwrite.train import CLIP_SELECTION, TrainSettings, make_callbacks, monitor_key
+    from signwrite.callbacks import CLIP_SELECTION, make_callbacks, monitor_key
+    from signwrite.train import TrainSettings
 
     frames = frames_table([("v1", "A", 1, 4), ("v1", "B", 1, 4)])
     labels = ["A", "B"]
