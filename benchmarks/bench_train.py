@@ -62,9 +62,9 @@ def make_frames(data_dir: Path, n_frames: int, frames_per_clip: int = 16, seed: 
 
 
 def train_frames(data_dir: Path):
-    from signwrite import data
+    from signwrite import data, tables
 
-    frames = data.explode_frames(data.read_clips(data_dir), data_dir)
+    frames = data.explode_frames(tables.read_frames_csv(data_dir), data_dir)
     return frames[frames.split == "train"]
 
 

@@ -271,7 +271,7 @@ def rows_inputs(d):
     """Each input's clip top-1 on people the model never saw, against frames through InceptionV3."""
     summary = _get(d, "summary") or {}
     if not summary:
-        return [missing("inputs", "clip top-1, landmarks, unseen people", base, "> 1x")]
+        return [missing("inputs", "clip top-1, landmarks, unseen people", "frames, InceptionV3 (the default)", "> 1x")]
     out = []
     labels = {"landmarks": "landmarks", "hands_inception": "hand crops, InceptionV3",
               "frames_small_cnn": "frames, small_cnn"}

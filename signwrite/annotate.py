@@ -227,7 +227,7 @@ def min_samples(seconds: float, rate: float) -> int:
 
 
 def open_run(path: Path, signs: set[str]):
-    from signwrite.predict import open_run as load, stdout_to_stderr
+    from signwrite.run import open_run as load, stdout_to_stderr
 
     with stdout_to_stderr():
         run = load(path)

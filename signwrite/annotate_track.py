@@ -147,7 +147,7 @@ def track_video(path: Path, info, video: str, model_path: Path | None) -> Track:
     from tqdm import tqdm
 
     from signwrite.hands import HandFrames, HandTracker
-    from signwrite.predict import iter_frames
+    from signwrite.video import iter_frames
 
     wanted = list(range(0, info.n_frames, track_step(info.fps)))
     hands = HandFrames.empty(wanted, info.width, info.height)
@@ -189,7 +189,7 @@ def model_window(run, track: Track, n_signs: int) -> float:
     """The run's training clip length, shortened to half the time a sign has in the video:
     a window that straddles two signs blurs the cut between them (measured on junaid and
     massey: half is better than 0.8, and than 0.3, where windows get too short to classify)."""
-    from signwrite.predict import DEFAULT_WINDOW, training_clip_seconds
+    from signwrite.run import DEFAULT_WINDOW, training_clip_seconds
 
     trained = training_clip_seconds(run) or DEFAULT_WINDOW
     return max(2 / track.rate, min(trained, WINDOW_SHARE * track.duration / n_signs))
@@ -201,15 +201,17 @@ def sample_probabilities(run, track: Track, window: float) -> np.ndarray:
     through predict's transcription."""
     from signwrite import predict
     from signwrite.hands import HandFrames
+    from signwrite.run import sampling_kwargs, stdout_to_stderr
+    from signwrite.transcribe import plan_windows
 
     n = len(track.hands.frame_index)
     if run.input == "landmarks":
         h = track.hands
         length = max(1, int(round(window * track.rate)))
-        plan = predict.plan_windows(0, n, track.rate, length, 1, predict.sampling_kwargs(run))
+        plan = plan_windows(0, n, track.rate, length, 1, sampling_kwargs(run))
         windows = [HandFrames(h.frame_index[idx], h.image[idx], h.world[idx], h.handedness[idx], h.score[idx],
                               h.width, h.height) for _, _, idx in plan]
-        with predict.stdout_to_stderr():
+        with stdout_to_stderr():
             probs, has = run.classify_hands(windows)
         centres = np.array([(a + b - 1) / 2 for a, b, _ in plan], float)
         samples = np.arange(n, dtype=float)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from signwrite import tables
 from signwrite.errors import SignwriteError
 from signwrite.tables import EXTRACT_FIX, frame_index
 
@@ -37,10 +36,6 @@ def read_extract_config(data_dir: Path) -> dict:
         return json.loads(path.read_text())
     except ValueError as exc:
         raise SignwriteError(f"{path}: not valid JSON ({exc}); {EXTRACT_FIX}") from None
-
-
-# frames.csv, one row per clip: its owner is signwrite.tables; train and evaluate read it here
-read_clips = tables.read_frames_csv
 
 
 def explode_frames(clips, data_dir: Path):

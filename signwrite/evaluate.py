@@ -140,7 +140,7 @@ def test_and_report(model, labels: list[str], config: dict, test_frames, run_dir
 
 def evaluate_run(run_path: Path, data_dir: Path | None = None, batch_size: int = 32) -> dict:
     """Re-score a saved run on the test split of ``data_dir`` (default: the run's own)."""
-    from signwrite import data
+    from signwrite import data, tables
     from signwrite.run import load_run
 
     r = load_run(run_path)
@@ -149,7 +149,7 @@ def evaluate_run(run_path: Path, data_dir: Path | None = None, batch_size: int =
     if r.sampling and {k: sampling.get(k) for k in r.sampling} != r.sampling:
         log.warning("%s: frames were extracted with %s, the run was trained on frames made with %s",
                     data_dir, sampling, r.sampling)
-    clips = data.read_clips(data_dir)
+    clips = tables.read_frames_csv(data_dir)
     if r.input == "landmarks":
         from signwrite.train_landmarks import score_run
 

@@ -30,7 +30,6 @@ import numpy as np
 from signwrite.errors import SignwriteError
 from signwrite.landmark_augment import augment
 from signwrite.landmark_features import N_POINTS, FeatureSpec, frame_features, model_inputs, pad
-from signwrite.landmark_features import signing_hand  # noqa: F401 (run.Run.classify_hands reads it here)
 
 log = logging.getLogger(__name__)
 

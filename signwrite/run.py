@@ -78,10 +78,11 @@ class Run:
                 if crops:
                     probs[i], has_hand[i] = self.aggregate(self.predict_frames(crops)), True
             return probs, has_hand
+        from signwrite import landmark_features as lf
         from signwrite import landmark_model as lm
 
-        spec = lm.FeatureSpec.from_dict(self.config["landmarks"]["feature_spec"])
-        points = [lm.signing_hand(c.image, c.handedness, c.width, c.height) for c in clips]
+        spec = lf.FeatureSpec.from_dict(self.config["landmarks"]["feature_spec"])
+        points = [lf.signing_hand(c.image, c.handedness, c.width, c.height) for c in clips]
         if self._forward is None:  # compiled once: an eager call of this small model costs 7-14x more (live)
             import tensorflow as tf
 

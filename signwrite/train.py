@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 
 def load_data(s: TrainSettings):
     """Frames of train (split into fit/validation) and test, the labels, and a summary."""
-    from signwrite import data
+    from signwrite import data, tables
 
-    clips = data.read_clips(s.data_dir)
+    clips = tables.read_frames_csv(s.data_dir)
     if s.input == "hands":  # the signing hand's crops stand in for the frames
         data.check_hands(clips, s.data_dir)
         frames = data.explode_crops(clips, s.data_dir)
@@ -256,13 +256,12 @@ def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief
                 shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             if not chief:
                 return None  # a worker's scratch run: the chief scores the model
+            from signwrite import tables
             from signwrite.evaluate import hands_run_extras, test_and_report
 
             extra = {}
             if s.input == "hands":  # test clips without a hand are scored too: wrong at every k
-                from signwrite.data import read_clips
-
-                clips = read_clips(s.data_dir, check_files=False)
+                clips = tables.read_frames_csv(s.data_dir, check_files=False)
                 extra = hands_run_extras(clips[clips.split == "test"], s.data_dir)
             metrics = test_and_report(model, labels, config, test, run_dir, s.batch_size, **extra)
     log.info("%s: done in %.0f s", run_dir, time.time() - t0)

@@ -154,14 +154,14 @@ def score_clips(test: list[ClipHands], probs: np.ndarray, has_hand: np.ndarray, 
 
 def train_landmarks(s, extract_config: dict) -> dict | None:
     """The whole ``--input landmarks`` run: train, save, score once, report."""
-    from signwrite import data
+    from signwrite import data, tables
     from signwrite.process import import_tensorflow
     from signwrite.evaluate import hands_of_clip, thumbnails
     from signwrite.reports import print_summary, write_reports
     from signwrite.train_settings import check_config, run_config
 
     t0 = time.time()
-    clips = data.read_clips(s.data_dir)
+    clips = tables.read_frames_csv(s.data_dir)
     all_hands = load_clip_hands(clips, s.data_dir)
     train = [c for c in all_hands if clips.set_index("clip_id").split[c.clip_id] == "train"]
     if not train:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from frames_tools import make_frames_dataset
-from signwrite import data
+from signwrite import data, tables
 from signwrite.errors import InputError, RunError, SignwriteError
 
 RUN_FILES = ["model.keras", "labels.json", "config.json", "history.csv", "metrics.json",
@@ -103,7 +103,7 @@ def test_bad_frames_csv_names_every_bad_row(tmp_path):
     t.to_csv(csv, index=False)
     Path(d / "frames" / t.frames[1].split(";")[0]).unlink()
     with pytest.raises(InputError) as info:
-        data.read_clips(d)
+        tables.read_frames_csv(d)
     msg = str(info.value)
     assert "row 2" in msg and "'dev'" in msg and "row 3" in msg and "n_frames is 99" in msg
     assert "missing" in msg and "extract_frames" in msg
@@ -321,7 +321,7 @@ def test_frozen_run_resumes_after_a_stop_and_reuses_cached_features(tmp_path, mo
 
     from signwrite import features
 
-    frames = data.explode_frames(data.read_clips(d), d)
+    frames = data.explode_frames(tables.read_frames_csv(d), d)
     assert features.extract_features(frames[frames.split == "train"], None, None,
                                      next(p for p in (d / "features").iterdir())) == 0
 
