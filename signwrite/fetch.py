@@ -198,26 +198,10 @@ def _cut_one(data: Path, clip: Clip, src: Path) -> ClipResult:
 
 def _write_index(data: Path, clips: list[Clip], results: list[ClipResult], s: FetchSettings) -> list[ClipResult]:
     """Write clips.csv (clips on disk only) and fetch_config.json, each only if it changed."""
-    from signwrite.video import probe
-
     on_disk = [c for c in clips if clip_path(data, c).is_file()]
-
-    def frames(c: Clip) -> int | VideoError:
-        try:
-            return probe(clip_path(data, c)).n_frames
-        except VideoError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=max(1, s.jobs)) as pool:
-        counts = list(pool.map(frames, on_disk))
-    bad = {c.clip_id: str(n) for c, n in zip(on_disk, counts) if isinstance(n, Exception)}
-    if bad:
-        results = [replace(r, status="failed", reason=f"{bad[r.clip.clip_id]}; delete it and run again")
-                   if r.clip.clip_id in bad else r for r in results]
     rows = [{"clip_id": c.clip_id, "label": c.label, "video": c.video, "start": round(c.start, 3),
-             "end": round(c.end, 3), "split": c.split,
-             "path": clip_path(data, c).relative_to(data).as_posix(), "frames": n}
-            for c, n in zip(on_disk, counts) if c.clip_id not in bad]
+             "end": round(c.end, 3), "split": c.split, "path": clip_path(data, c).relative_to(data).as_posix()}
+            for c in on_disk]
     tables.write_clips_csv(data, rows)
 
     config = {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in asdict(s).items()}

@@ -1,6 +1,6 @@
 """The tables one stage writes and the next reads, and the names of the files they list.
 
-    data/clips/clips.csv    fetch -> extract_frames       clip_id,label,video,start,end,split,path,frames
+    data/clips/clips.csv    fetch -> extract_frames       clip_id,label,video,start,end,split,path
     data/frames/frames.csv  extract_frames -> train, ...  split,label,clip_id,video,start,end,fps,n_frames,
                                                           frames,landmarks,hand_frames,crops
     <clip_id>-NNNN.jpg      a sampled frame (data/frames) or its hand crop (data/hands); NNNN is
@@ -22,8 +22,7 @@ from signwrite.errors import InputError, SignwriteError
 from signwrite.fsutil import write_text_if_changed
 
 SPLITS = ("train", "test")
-CLIPS_COLUMNS = ["clip_id", "label", "video", "start", "end", "split", "path", "frames"]
-CLIPS_READ = CLIPS_COLUMNS[:-1]  # what extract_frames needs: all but fetch's frame count of the clip
+CLIPS_COLUMNS = ["clip_id", "label", "video", "start", "end", "split", "path"]  # older fetches added frames: ignored
 HANDS_COLUMNS = ["landmarks", "hand_frames", "crops"]  # empty until extract-frames --hands found the clip's hands
 FRAMES_COLUMNS = ["split", "label", "clip_id", "video", "start", "end", "fps", "n_frames", "frames",
                   *HANDS_COLUMNS]
@@ -91,15 +90,15 @@ def write_clips_csv(data_dir: Path, rows: list[dict]) -> bool:
 
 
 def read_clips_csv(data_dir: Path) -> list[ClipRow]:
-    """The clips fetch wrote (every bad row reported at once); a table without the ``frames``
-    column reads as well."""
+    """The clips fetch wrote (every bad row reported at once); the ``frames`` column an older
+    fetch wrote is ignored."""
     from signwrite.clip_times import label_problem
 
     path = clips_csv(data_dir)
-    df = _read_table(path, CLIPS_READ, FETCH_FIX, dtype=str,
+    df = _read_table(path, CLIPS_COLUMNS, FETCH_FIX, dtype=str,
                      absent="run `signwrite fetch` first (or pass --data-dir the folder fetch wrote to)")
     rows, problems, seen = [], [], {}
-    for line, r in enumerate(df[CLIPS_READ].itertuples(index=False), start=2):
+    for line, r in enumerate(df[CLIPS_COLUMNS].itertuples(index=False), start=2):
         r = r._replace(**{k: v.strip() for k, v in r._asdict().items()})
         why = [w for w in (label_problem(r.label), _id_problem(r.clip_id), _split_problem(r.split)) if w]
         why += [f"{name} {getattr(r, name)!r} is not a number of seconds"

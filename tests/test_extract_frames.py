@@ -44,7 +44,8 @@ CLIPS = [
 
 
 def write_clips(data_dir: Path, clips, *, fps=FPS, **video_kw) -> pd.DataFrame:
-    """Make the clip files and data/clips/clips.csv the way fetch writes them."""
+    """Make the clip files and data/clips/clips.csv the way fetch writes them (with the frames
+    column an older fetch also wrote: extract_frames ignores it)."""
     rows = []
     for split, label, vid, start, end, seconds in clips:
         cid = clip_id(vid, label, float(start), float(end))

@@ -27,11 +27,11 @@ from videotools import frame_number, make_numbered_video
 FPS = 10
 HEIGHTS = {"v1": 64, "v2": 48, "v3": 32}  # tells a clip's source video apart by its size
 CLIPS = [("A", "v1", 1.0, 2.0), ("B", "v1", 2.5, 3.2), ("A", "v2", 0.5, 1.5), ("B", "v2", 3.0, 4.3)]
-CLIPS_CSV = """clip_id,label,video,start,end,split,path,frames
-v2_A_500-1500,A,v2,0.5,1.5,test,clips/test/A/v2_A_500-1500.mp4,10
-v2_B_3000-4300,B,v2,3.0,4.3,test,clips/test/B/v2_B_3000-4300.mp4,13
-v1_A_1000-2000,A,v1,1.0,2.0,train,clips/train/A/v1_A_1000-2000.mp4,10
-v1_B_2500-3200,B,v1,2.5,3.2,train,clips/train/B/v1_B_2500-3200.mp4,7
+CLIPS_CSV = """clip_id,label,video,start,end,split,path
+v2_A_500-1500,A,v2,0.5,1.5,test,clips/test/A/v2_A_500-1500.mp4
+v2_B_3000-4300,B,v2,3.0,4.3,test,clips/test/B/v2_B_3000-4300.mp4
+v1_A_1000-2000,A,v1,1.0,2.0,train,clips/train/A/v1_A_1000-2000.mp4
+v1_B_2500-3200,B,v1,2.5,3.2,train,clips/train/B/v1_B_2500-3200.mp4
 """
 
 
@@ -197,7 +197,7 @@ def test_a_clip_whose_split_changed_is_moved_not_recut(tmp_path, footage, capsys
         ["clips/test/A/v1_A_1000-2000.mp4", "clips/test/B/v1_B_2500-3200.mp4",
          "clips/train/A/v2_A_500-1500.mp4", "clips/train/B/v2_B_3000-4300.mp4"])
     table = (s.data_dir / "clips/clips.csv").read_text()
-    assert "v1_A_1000-2000,A,v1,1.0,2.0,test,clips/test/A/v1_A_1000-2000.mp4,10" in table
+    assert "v1_A_1000-2000,A,v1,1.0,2.0,test,clips/test/A/v1_A_1000-2000.mp4\n" in table
 
 
 # --------------------------------------------------------------------------- failures
@@ -390,7 +390,10 @@ def test_real_footage_both_layouts(junaid_dir, tmp_path, capsys):
     assert set(table.loc[table["video"] == "junaid_abc2", "split"]) == {"test"}
     assert (table.groupby("label")["split"].apply(sorted) == pd.Series([["test", "train"]] * 26,
                                                                        index=sorted(table["label"].unique()))).all()
-    assert ((table["frames"] - (table["end"] - table["start"]) * 50).abs() <= 1).all()  # 50 fps footage
+    from signwrite.video import probe
+
+    frames = table["path"].map(lambda p: probe(s.data_dir / p).n_frames)
+    assert ((frames - (table["end"] - table["start"]) * 50).abs() <= 1).all()  # 50 fps footage
     assert all((s.data_dir / p).is_file() for p in table["path"])
     index = (s.data_dir / "clips" / "clips.csv").read_bytes()
 
