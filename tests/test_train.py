@@ -404,22 +404,31 @@ def test_clip_top1_monitor_breaks_ties_by_frame_accuracy_then_loss(tmp_path):
 
 
 def test_deterministic_runs_give_the_same_model_bit_for_bit(tmp_path):
-    """--deterministic: the same command on the same data trains the same weights (without it, two
-    CPU runs differ in the last bits and, after some epochs, in their mistakes)."""
+    """--deterministic: the same command on the same data trains the same weights. Each run is
+    its own process (two at once), so the flag alone decides: in this pytest process op
+    determinism may already be on (an in-process run turns it on for good). Without the flag,
+    two such runs differ (measured: by up to 0.03 in a weight)."""
     import keras
 
-    from signwrite.train import TrainSettings
+    data_dir = make_frames_dataset(tmp_path / "data", labels=("red_disk", "green_bar"),
+                                   videos={"train": ["va", "vb"], "test": ["vc"]})
+    logs = tmp_path / "logs"
 
-    data_dir = make_frames_dataset(tmp_path / "data", videos={"train": ["va", "vb"], "test": ["vc"]})
+    def run(name):
+        return subprocess.Popen([sys.executable, "-m", "signwrite.train", "--data-dir", str(data_dir), "--logdir",
+                                 str(logs), "--run", name, "--backbone", "small_cnn", "--weights", "none",
+                                 "--image-size", "32", "--epochs", "2", "--batch-size", "8", "--deterministic"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    procs = [run("a"), run("b")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
     weights = []
-    for run in ("a", "b"):
-        run_train(TrainSettings(data_dir=data_dir, logdir=tmp_path / "logs", run=run, backbone="small_cnn",
-                                weights="none", image_size=32, epochs=3, batch_size=8, seed=0,
-                                deterministic=True))
-        assert json.loads((tmp_path / "logs" / run / "config.json").read_text())["deterministic"] is True
-        model = keras.saving.load_model(tmp_path / "logs" / run / "model.keras", compile=False)
-        weights.append(model.get_weights())
+    for name in ("a", "b"):
+        assert json.loads((logs / name / "config.json").read_text())["deterministic"] is True
+        weights.append(keras.saving.load_model(logs / name / "model.keras", compile=False).get_weights())
     assert len(weights[0]) == len(weights[1]) > 0
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
-    logs = tmp_path / "logs"
+    assert (logs / "a" / "history.csv").read_bytes() == (logs / "b" / "history.csv").read_bytes()
     assert (logs / "a" / "predictions.csv").read_bytes() == (logs / "b" / "predictions.csv").read_bytes()
