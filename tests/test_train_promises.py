@@ -65,18 +65,21 @@ def train(data_dir: Path, logdir: Path, run: str, *args) -> tuple[int, str, list
 
 
 @contextlib.contextmanager
-def ctrl_c_when(condition, settle=lambda: 0.0):
+def ctrl_c_when(condition, settle=lambda: 0.0, again_every: float | None = None):
     """Within the block, press Ctrl-C (SIGINT to this process) once ``condition()`` holds and
-    ``settle()`` more seconds have passed; yields a list holding the moment it was sent."""
+    ``settle()`` more seconds have passed; with ``again_every``, press again every so many
+    seconds until the block ends (as a user would). Yields the list of the moments sent."""
     sent, stop = [], threading.Event()
 
     def watch():
         while not stop.is_set():
             if condition():
                 time.sleep(settle())
-                if not stop.is_set():
+                while not stop.is_set():
                     sent.append(time.monotonic())
                     os.kill(os.getpid(), signal.SIGINT)
+                    if again_every is None or stop.wait(again_every):
+                        return
                 return
             time.sleep(0.002)
 
@@ -177,16 +180,18 @@ def two_phase(tmp_path_factory):
             "--patience", 9]
     assert train(data, logs, "whole", *args)[0] == 0
     cut = logs / "cut"
-    with ctrl_c_when(lambda: any(cut.glob("checkpoints/*/done.json"))) as sent:
+    # Ctrl-C again every 0.3 s until it stops: one press at this moment is sometimes lost (see
+    # test_one_ctrl_c_at_the_phase_change_stops_the_run); the second phase's epoch takes seconds
+    with ctrl_c_when(lambda: any(cut.glob("checkpoints/*/done.json")), again_every=0.3) as sent:
         stopped = train(data, logs, "cut", *args)
     assert sent, "the run ended before its warm-up was done"
     cache = {p: p.stat().st_mtime_ns for p in (data / "features").rglob("*.npz")}
     resumed = train(data, logs, "cut", *args)
-    return logs, stopped, cache, resumed
+    return logs, stopped, cache, resumed, len(sent)
 
 
 def test_a_two_phase_run_stopped_between_its_phases_resumes_at_the_second(two_phase):
-    logs, (rc, err, trained_first), cache, (rc2, err2, trained_again) = two_phase
+    logs, (rc, err, trained_first), cache, (rc2, err2, trained_again), _ = two_phase
     assert rc == 130 and err.strip().splitlines()[-1] == INTERRUPTED, err[-2000:]
     assert trained_first == [1]  # stopped at the phase change: the second phase's epoch takes seconds
     assert cache
@@ -195,6 +200,14 @@ def test_a_two_phase_run_stopped_between_its_phases_resumes_at_the_second(two_ph
     assert [int(r.split(",")[0]) for r in history_rows(logs / "cut")] == [0, 1]
     assert history_rows(logs / "cut")[:1] == history_rows(logs / "whole")[:1]
     assert {p: p.stat().st_mtime_ns for p in cache} == cache  # the warm-up's features were not recomputed
+
+
+@pytest.mark.xfail(strict=False, reason="bug found by this test (not every time): a Ctrl-C that lands while train "
+                   "builds the classifier for its second phase (Keras' functional construction, inside optree's C "
+                   "extension) can be lost: the run goes on and exits 0. Seen in 2 of 4 strikes at that moment; "
+                   "see the t1 report")
+def test_one_ctrl_c_at_the_phase_change_stops_the_run(two_phase):
+    assert two_phase[-1] == 1, f"{two_phase[-1]} presses of Ctrl-C were needed"
 
 
 @pytest.mark.xfail(strict=True, reason=RESUME_DRAWS_OTHER_RANDOM_NUMBERS)
