@@ -431,6 +431,7 @@ def test_clip_top1_monitor_breaks_ties_by_frame_accuracy_then_loss(tmp_path):
     assert half[CLIP_SELECTION] - 0.5 < 0.25  # under half of one clip's worth (1/2 here)
 
 
+@pytest.mark.slow  # two processes of their own, each importing TensorFlow: ~30 s
 def test_deterministic_runs_give_the_same_model_bit_for_bit(tmp_path):
     """--deterministic: the same command on the same data trains the same weights. Each run is
     its own process (two at once), so the flag alone decides: in this pytest process op

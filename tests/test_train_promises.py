@@ -143,6 +143,7 @@ def e2e(tmp_path_factory):
     return logs, stopped, rows_when_stopped, stopped_files, resumed
 
 
+@pytest.mark.slow  # three runs: ~27 s
 def test_an_end_to_end_run_stopped_mid_epoch_resumes_and_redoes_no_epoch(e2e):
     logs, (rc, err, trained_first), rows_when_stopped, stopped_files, (rc2, err2, trained_again) = e2e
     assert rc == 130 and err.strip().splitlines()[-1] == INTERRUPTED and "Traceback" not in err
@@ -159,6 +160,7 @@ def test_an_end_to_end_run_stopped_mid_epoch_resumes_and_redoes_no_epoch(e2e):
 
 
 @pytest.mark.xfail(strict=True, reason=RESUME_DRAWS_OTHER_RANDOM_NUMBERS)
+@pytest.mark.slow  # three runs: ~27 s
 def test_a_resumed_end_to_end_run_equals_the_uninterrupted_one(e2e):
     logs = e2e[0]
     assert history_rows(logs / "cut") == history_rows(logs / "whole")
