@@ -60,24 +60,31 @@ class Strike:
     stdout: str = ""
     struck: bool = False  # False: the run had already finished
     outcome: str = ""  # see check_struck_exit
+    running: str = ""  # strike as soon as the stage prints this on stderr (it is at work), not at ``delay``
 
     def __str__(self):
         who = "group" if self.group else "stage"
         what = f"rc {self.returncode}, {self.outcome}" if self.struck else "finished first"
-        return f"{self.sig.name} to the {who} at {self.delay:.2f} s: {what}"
+        at = f"{self.delay:.2f} s, once it printed {self.running!r}" if self.running else f"{self.delay:.2f} s"
+        return f"{self.sig.name} to the {who} at {at}: {what}"
 
 
 def strike(cmd: list[str], s: Strike, env: dict | None = None, timeout: float = 600, when=None) -> Strike:
     """Run ``cmd``, send ``s.sig`` after ``s.delay`` seconds unless it finished, wait for it.
 
-    With ``when`` (a function), strike as soon as ``when()`` is true instead; ``s.delay``
-    then records when that was.
+    With ``when`` (a function), or ``s.running`` (a text the stage prints on stderr once it
+    is at work), strike as soon as that is true instead; ``s.delay`` then records when.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=REPO, env=env or quiet_env(), stdout=out, stderr=err,
                                 start_new_session=True)
         s.pid = proc.pid
+        if s.running and when is None:
+            marker = s.running.encode()
+
+            def when():
+                return marker in os.pread(err.fileno(), 1 << 20, 0)
         try:
             try:
                 if when is None:
@@ -156,12 +163,27 @@ def end_group(pid: int, timeout: float = 60) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def plan_strikes(rng, rounds: int, longest: float) -> list[Strike]:
+def plan_strikes(rng, rounds: int, longest: float, running: str = "") -> list[Strike]:
     """Seeded strikes: SIGINT and SIGKILL in turn, each at a random moment within ``longest``
-    seconds, to the whole process group or to the stage alone."""
+    seconds, to the whole process group or to the stage alone.
+
+    With ``running`` (a line the stage prints once it is at work), the first SIGINT comes the
+    moment that line appears instead: a random moment may fall before the stage begins or
+    after it ends, and every storm must show the stage itself stopping on Ctrl-C.
+    """
     sigs = [signal.SIGINT, signal.SIGKILL]
-    return [Strike(sigs[k % 2], float(rng.uniform(0.0, longest)), bool(rng.integers(0, 4) > 0))
-            for k in range(rounds)]
+    strikes = [Strike(sigs[k % 2], float(rng.uniform(0.0, longest)), bool(rng.integers(0, 4) > 0))
+               for k in range(rounds)]
+    if running:
+        strikes[0].running = running  # strikes[0] is a SIGINT
+    return strikes
+
+
+def stopped_by_ctrl_c(strikes, stage: str) -> list[Strike]:
+    """The strikes in which SIGINT met the running stage and it stopped as promised: exit 130 and
+    its one line (``check_struck_exit`` has checked the line and that there is no traceback)."""
+    return [s for s in strikes if s.sig == signal.SIGINT and s.struck and s.outcome == "interrupted"
+            and s.returncode == 130 and f"signwrite {stage}: {INTERRUPTED}" in s.stderr]
 
 
 EARLY = "signwrite: interrupted before it began; nothing was written"

@@ -172,3 +172,30 @@ def test_colour_augmentation_swaps_channels_and_inverts_but_leaves_inference_alo
         orders.add(order)
         inverted += flipped
     assert len(orders) == 6 and 60 < inverted < 140
+
+
+@pytest.mark.xfail(strict=True, reason="bug found by this test: build_feature_extractor calls a pretrained "
+                   "backbone with training=False, yet fitting the classifier with the top blocks trainable moves "
+                   "their BatchNorm moving mean and variance (Keras 3 does not keep the call's training=False "
+                   "for a trainable nested model); see the t1 report")
+@pytest.mark.parametrize("name,layer", [("small_cnn", "block4_bn2")])
+def test_fine_tuning_a_pretrained_backbone_leaves_its_batchnorm_statistics_alone(tmp_path, name, layer):
+    """Pretrained BatchNorm statistics stay fixed even when top blocks are fine-tuned (the
+    promise in backbones.build_feature_extractor; the same path for every backbone, shown on
+    the smallest: small_cnn from a weights file, at 32 px)."""
+    source = backbones.build_backbone(name, "none", 32)
+    path = tmp_path / "mine.weights.h5"
+    source.save_weights(path)
+    extractor = backbones.build_feature_extractor(name, str(path), 32)
+    model = backbones.build_classifier(extractor, backbones.build_head(extractor.output_shape[-1], 2))
+    backbones.set_trainable(extractor, name, "top")
+    bn = extractor.get_layer(backbones.backbone_name_of(extractor)).get_layer(layer)
+    assert bn.trainable
+    gamma, beta, mean, variance = (np.array(w) for w in bn.get_weights())
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.fit(x, np.array([0, 1] * 4), epochs=1, verbose=0)
+    after = bn.get_weights()
+    assert not np.array_equal(after[0], gamma)  # the layer trained...
+    np.testing.assert_array_equal(after[2], mean)  # ...its statistics did not
+    np.testing.assert_array_equal(after[3], variance)

@@ -1,5 +1,16 @@
 """train --distribute: MirroredStrategy over the CPU split in two, MultiWorkerMirroredStrategy
-over two worker processes on 127.0.0.1, each against a one-device run on the same data."""
+over two worker processes on 127.0.0.1, each against a one-device run on the same batches.
+
+What a correct implementation must match is the one-device run's arithmetic: the same global
+batch split over two replicas gives the same loss and the same update. Two things would hide
+it and are taken out: BatchNorm's statistics are per replica (so every frame is the same
+image: every share of a batch has the statistics of the whole), and the order of frames in
+a batch, which decides which replica gets which (so one batch is the whole training set:
+one step per epoch). Dropout and augmentation are off, determinism on. The epoch losses must
+then agree to float precision and the weights almost everywhere: a loss divided by the
+replica's batch instead of the global one doubles the reported loss (and the gradient), a
+replica's gradient left out or applied alone moves the weights elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +20,15 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from frames_tools import make_frames_dataset
 
-EPOCHS = 6
+EPOCHS = 3
 SETTINGS = ["--backbone", "small_cnn", "--weights", "none", "--image-size", "32", "--epochs", str(EPOCHS),
-            "--batch-size", "16", "--patience", "99", "--seed", "0"]
+            "--batch-size", "96", "--patience", "99", "--seed", "0", "--no-augment", "--dropout", "0",
+            "--deterministic"]
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +36,10 @@ def frames(tmp_path_factory):
     root = tmp_path_factory.mktemp("distribute")
     data_dir = make_frames_dataset(root / "data", videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
                                    clips_per_video=2)
+    jpgs = sorted((data_dir / "frames").rglob("*.jpg"))
+    one = jpgs[0].read_bytes()
+    for p in jpgs:  # one image, four labels: per-replica BatchNorm statistics equal the batch's
+        p.write_bytes(one)
     return root, data_dir
 
 
@@ -45,21 +62,35 @@ def history(run_dir):
     return pd.read_csv(run_dir / "history.csv")
 
 
+def weights(run_dir):
+    import keras
+
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    return np.concatenate([w.ravel() for w in model.get_weights()])
+
+
 @pytest.fixture(scope="module")
 def single(frames):
     root, data_dir = frames
     finish(train(data_dir, root / "logs", "single"))
     run_dir = root / "logs" / "single"
-    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["n_fit_frames"] <= 96  # one step per epoch: the whole training set
+    h = history(run_dir)
+    assert len(h) == EPOCHS and np.ptp(h.loss) > 0.05  # it trains: the loss moves from epoch to epoch
+    return run_dir
 
 
-def report(name, metrics, run_dir, single_metrics, single_dir):
-    """The comparison, for `pytest -s tests/test_distribute.py` (the figures in the closing note)."""
+def assert_matches_one_device(run_dir, single_dir):
     ours, theirs = history(run_dir), history(single_dir)
-    print(f"\n{name}: clip top-1 {metrics['clip_top1']:.3f} vs {single_metrics['clip_top1']:.3f} one device; "
-          f"frame top-1 {metrics['frame_top1']:.3f} vs {single_metrics['frame_top1']:.3f}; final train loss "
-          f"{ours.loss.iloc[-1]:.4f} vs {theirs.loss.iloc[-1]:.4f} (first epoch {ours.loss.iloc[0]:.4f} vs "
-          f"{theirs.loss.iloc[0]:.4f})")
+    print(f"\n{run_dir.name}: losses {list(ours.loss.round(6))} vs {list(theirs.loss.round(6))} one device")
+    assert list(ours.epoch) == list(theirs.epoch) == list(range(EPOCHS))
+    for column in ("loss", "val_loss"):  # same batches, same arithmetic: float precision
+        np.testing.assert_allclose(ours[column], theirs[column], rtol=1e-4, err_msg=column)
+    diff = np.abs(weights(run_dir) - weights(single_dir))
+    # Adam divides by the gradient's size, so a weight whose gradient is ~0 may take a step
+    # either way from rounding alone: a few in 10^4 do (measured: 97 of 295,476)
+    assert (diff > 1e-5).mean() < 1e-3 and diff.max() < 1e-3, (int((diff > 1e-5).sum()), float(diff.max()))
 
 
 def free_ports(n):
@@ -74,27 +105,17 @@ def free_ports(n):
 
 def test_mirrored_over_two_cpu_replicas_matches_one_device(frames, single):
     root, data_dir = frames
-    single_dir, single_metrics = single
     _, err = finish(train(data_dir, root / "logs", "mirrored", "--distribute", "mirrored",
                           env={"SIGNWRITE_CPU_REPLICAS": "2"}))
     assert "MirroredStrategy over 2 replica(s)" in err
     run_dir = root / "logs" / "mirrored"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["distribute"] == "mirrored" and config["replicas"] == 2
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    report("mirrored, 2 CPU replicas", metrics, run_dir, single_metrics, single_dir)
-    # the same global batch, split over two replicas: the same learning, to within noise
-    assert metrics["clip_top1"] >= 0.75 and single_metrics["clip_top1"] >= 0.75
-    assert abs(metrics["frame_top1"] - single_metrics["frame_top1"]) <= 0.2
-    ours, theirs = history(run_dir), history(single_dir)
-    assert len(ours) == len(theirs) == EPOCHS
-    assert ours.loss.iloc[-1] < ours.loss.iloc[0] / 2  # it learned
-    assert abs(ours.loss.iloc[-1] - theirs.loss.iloc[-1]) < 0.5 * max(theirs.loss.iloc[0], 1e-6)
+    assert_matches_one_device(run_dir, single)
 
 
 def test_multiworker_two_workers_on_localhost_match_one_worker(frames, single):
     root, data_dir = frames
-    single_dir, single_metrics = single
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = [train(data_dir, root / "logs", "multi", "--distribute", "multiworker",
@@ -107,13 +128,8 @@ def test_multiworker_two_workers_on_localhost_match_one_worker(frames, single):
     # only the chief wrote a run; the worker left nothing in the log folder
     assert sorted(p.name for p in (root / "logs").iterdir() if p.name.startswith("multi")) == ["multi"]
     run_dir = root / "logs" / "multi"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
     assert json.loads((run_dir / "config.json").read_text())["replicas"] == 2
-    report("multiworker, 2 workers", metrics, run_dir, single_metrics, single_dir)
-    assert metrics["clip_top1"] >= 0.75 and abs(metrics["frame_top1"] - single_metrics["frame_top1"]) <= 0.2
-    ours, theirs = history(run_dir), history(single_dir)
-    assert len(ours) == EPOCHS and ours.loss.iloc[-1] < ours.loss.iloc[0] / 2
-    assert abs(ours.loss.iloc[-1] - theirs.loss.iloc[-1]) < 0.5 * max(theirs.loss.iloc[0], 1e-6)
+    assert_matches_one_device(run_dir, single)
     for name in ("model.keras", "labels.json", "confusion_matrix.png", "predictions.csv"):
         assert (run_dir / name).is_file()
 

@@ -75,17 +75,25 @@ def footage(tmp_path_factory):
 # --------------------------------------------------------------------------- interruptions
 
 
+# What each stage prints on stderr once it is at work (after its start-up, before its end): the
+# first SIGINT of every storm lands then, so each storm shows the stage itself stopping on Ctrl-C.
+RUNNING = {"fetch": " clips of ", "extract-frames": " clip(s) with ", "train": "phase ",
+           "predict": " windows of "}
+
+
 def storm(stage: str, cmd, data: Path, name: str, longest: float, *, whole, complete, reset,
           normalise=lambda rel, data: data, protect=lambda rel: True, rounds: int = ROUNDS):
-    """Strike ``cmd`` ROUNDS times at seeded random moments within ``longest`` seconds.
+    """Strike ``cmd`` ROUNDS times at seeded random moments within ``longest`` seconds, the
+    first SIGINT as soon as the stage prints that it is at work (RUNNING).
 
     After each strike: the exit is right (130 and one line for SIGINT), every file finished
     before it is untouched, and ``whole(rel, digest)`` holds for every file present. A run
     that finished (``complete()`` must then hold) starts the next round from ``reset()``.
-    Returns the strikes, once every process they left (an orphaned ffmpeg finishing a cut)
-    is gone.
+    At least one SIGINT must have met the running stage and stopped it with exit 130 and its
+    line (a stage that ignored Ctrl-C would finish: exit 0). Returns the strikes, once every
+    process they left (an orphaned ffmpeg finishing a cut) is gone.
     """
-    strikes = F.plan_strikes(rng_for(name), rounds, longest)
+    strikes = F.plan_strikes(rng_for(name), rounds, longest, running=RUNNING[stage])
     for s in strikes:
         before = F.fingerprint(data, keep=protect, normalise=normalise)
         F.strike(cmd, s)
@@ -101,6 +109,8 @@ def storm(stage: str, cmd, data: Path, name: str, longest: float, *, whole, comp
         F.end_group(s.pid)
     report(name, strikes)
     assert any(s.outcome in ("interrupted", "killed") for s in strikes), "no round struck a running stage"
+    assert F.stopped_by_ctrl_c(strikes, stage), ("no SIGINT stopped the running stage with exit 130 and its line",
+                                                 [str(s) for s in strikes])
     return strikes
 
 
@@ -216,31 +226,71 @@ def train_cmd(data: Path, logdir: Path, *extra):
     return F.stage_cmd("train", "--data-dir", data, "--logdir", logdir, *TINY_TRAIN, *extra)
 
 
+HISTORY_COLUMNS = {"epoch", "accuracy", "loss", "val_accuracy", "val_clip_top1", "val_loss"}  # at least
+PREDICTION_COLUMNS = {"clip_id", "video", "label", "predicted_label", "correct", "p_predicted", "top_k"}  # at least
+
+
+def event_records(path: Path) -> list:
+    """Every record of a TensorBoard event file, read back through TensorFlow's reader (a
+    record cut short or with a bad checksum raises) and parsed as an Event."""
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+
+    return [event_pb2.Event.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+
+
 def train_outputs_whole(root: Path):
-    """``whole`` for train (paths under ``root``): cached features load, model.keras is a sound
-    archive, JSON files parse, history.csv parses."""
+    """``whole`` for train (paths under ``root``): each file a run may leave reads back as what
+    it is, or it is not whole. Cached features load; model.keras is a sound archive; JSON
+    parses; history.csv has its columns and whole epoch rows; predictions.csv a whole row per
+    test clip; the pictures decode; event files read back record by record; weights files open;
+    the report names its columns. A file of a kind not listed here is not taken on trust."""
     import zipfile
 
+    import cv2
+    import h5py
     import pandas as pd
 
     def whole(rel: str, digest: str) -> bool:
         path = root / rel
-        if rel.endswith(".npz"):
+        name = path.name
+        if rel.startswith("data/frames/"):  # the input, made by the test
+            return True
+        if name.endswith(".npz"):
             with np.load(path, allow_pickle=False) as f:
                 return f["features"].ndim == 2 and len(str(f["stamp"])) == 40
-        if rel.endswith("model.keras"):
+        if name == "model.keras":
             with zipfile.ZipFile(path) as z:
                 return z.testzip() is None and "config.json" in z.namelist()
-        if rel.endswith(".json"):
+        if name.endswith(".json"):
             return json.loads(path.read_text()) is not None
-        if rel.endswith("history.csv"):  # opened (empty) when training starts, a row per epoch
-            return path.stat().st_size == 0 or list(pd.read_csv(path).columns[:1]) == ["epoch"]
-        return True
+        if name == "history.csv":  # opened (empty) when training starts, a row per epoch
+            if path.stat().st_size == 0:
+                return True
+            h = pd.read_csv(path)
+            return HISTORY_COLUMNS <= set(h.columns) and not h.isna().any().any() and \
+                h.epoch.between(0, 7).all() and path.read_bytes().endswith(b"\n")
+        if name == "predictions.csv":
+            t = pd.read_csv(path)
+            return PREDICTION_COLUMNS <= set(t.columns) and len(t) == 2 and not t.isna().any().any()
+        if name.endswith(".png"):
+            picture = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+            return picture is not None and min(picture.shape[:2]) >= 100
+        if name.startswith("events.out.tfevents."):
+            records = event_records(path)
+            return bool(records) and records[0].file_version.startswith("brain.Event:")
+        if name.endswith(".h5"):
+            with h5py.File(path, "r") as f:
+                return len(f.keys()) > 0
+        if name == "classification_report.txt":
+            text = path.read_text()
+            return "precision" in text and "green_bar" in text and "red_disk" in text
+        return False
 
     return whole
 
 
-def check_finished_run(run_dir: Path) -> dict:
+def check_finished_run(run_dir: Path, epochs: int = 8) -> dict:
     """Every file a finished run owes is there and loads; returns its metrics."""
     import pandas as pd
 
@@ -249,9 +299,12 @@ def check_finished_run(run_dir: Path) -> dict:
     run = load_run(run_dir)
     assert run.labels == ["green_bar", "red_disk"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["n_test_clips"] == 2 and 0 <= metrics["clip_top1"] <= 1
+    preds = pd.read_csv(run_dir / "predictions.csv")
+    assert metrics["n_test_clips"] == len(preds) == 2
+    assert metrics["clip_top1_correct"] == int((preds.predicted_label == preds.label).sum())
+    assert metrics["clip_top1"] == metrics["clip_top1_correct"] / 2
     history = pd.read_csv(run_dir / "history.csv")
-    assert list(history.epoch) == list(range(len(history))) and len(history) >= 1
+    assert list(history.epoch) == list(range(epochs))  # each epoch once (patience = epochs: no early stop)
     assert not (run_dir / "checkpoints").exists()
     return metrics
 
@@ -311,6 +364,8 @@ def test_train_struck_at_random_moments_then_rerun_finishes_a_sound_run(tmp_path
     final = F.run_stage(train_cmd(data, logdir))
     assert final.returncode == 0, final.stderr[-3000:]
     assert F.temps(root) == []
+    whole = train_outputs_whole(root)
+    assert [rel for rel in F.fingerprint(root) if not whole(rel, "")] == []
     check_finished_run(logdir / "tiny")
     mine, theirs = ({name: json.loads((d / "tiny" / name).read_text()) for name in ("labels.json", "config.json")}
                     for d in (logdir, tiny_run.logdir))
