@@ -184,7 +184,10 @@ def two_phase(tmp_path_factory):
     cut = logs / "cut"
     # Ctrl-C again every 0.3 s until it stops: one press at this moment is sometimes lost (see
     # test_one_ctrl_c_at_the_phase_change_stops_the_run); the second phase's epoch takes seconds
-    with ctrl_c_when(lambda: any(cut.glob("checkpoints/*/done.json")), again_every=0.3) as sent:
+    def warmup_done():  # the phase's sidecar (written whole, by a rename) says it is done
+        return any(json.loads(p.read_text()).get("done") for p in cut.glob("checkpoints/*/state.json"))
+
+    with ctrl_c_when(warmup_done, again_every=0.3) as sent:
         stopped = train(data, logs, "cut", *args)
     assert sent, "the run ended before its warm-up was done"
     cache = {p: p.stat().st_mtime_ns for p in (data / "features").rglob("*.npz")}
