@@ -226,9 +226,9 @@ def test_a_two_phase_run_resumed_at_its_second_phase_equals_the_uninterrupted_on
 
 def validation_frames(data_dir: Path):
     """The validation frames train carves out of the training split (its own public rule)."""
-    from signwrite import data
+    from signwrite import data, tables
 
-    frames = data.explode_frames(data.read_clips(data_dir), data_dir)
+    frames = data.explode_frames(tables.read_frames_csv(data_dir), data_dir)
     return data.carve_validation(frames[frames.split == "train"], 0.2, seed=0).val
 
 
@@ -342,12 +342,12 @@ def check_clip_scores(run_dir: Path, data: Path, method: str) -> None:
     clip top-1 in metrics.json counts the clips it gets right."""
     import keras
 
-    from signwrite import backbones, data as D
+    from signwrite import backbones, data as D, tables
 
     labels = json.loads((run_dir / "labels.json").read_text())
     resize = backbones.frame_preprocessing("small_cnn", 32)[0]
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
-    frames = D.explode_frames(D.read_clips(data), data)
+    frames = D.explode_frames(tables.read_frames_csv(data), data)
     test = frames[frames.split == "test"]
     preds = pd.read_csv(run_dir / "predictions.csv").set_index("clip_id")
     right, differs = 0, 0
