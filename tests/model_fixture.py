@@ -5,9 +5,10 @@ predict_frames, aggregate) that classifies a frame by its mean colour, so the lo
 a model is tested exactly and in milliseconds. ``colour_video`` makes videos of solid
 colour stretches with known times.
 
-``small_run`` is a real run: small_cnn at 32 px trained from scratch on the frames of
-tests/frames_tools.py (the recipe of tests/test_train.py), trained once per test session
-however many test modules ask for it. ``class_video`` films those classes as a video.
+``small_run`` is a real run: small_cnn at 32 px trained from scratch on three classes of
+tests/frames_tools.py, trained once per test session however many test modules ask for it
+(``small_run_settings`` gives its TrainSettings, for a test that trains the same run again).
+``class_video`` films those classes as a video.
 """
 
 from __future__ import annotations
@@ -89,16 +90,25 @@ SMALL_FPS = 10  # the frame rate make_frames_dataset pretends its clips had
 SMALL_CLIP_SECONDS = 1.8  # its clips: 6 frames, every third of 18 frames at 10 fps
 
 
+def small_run_settings(root: Path):
+    """The small run's TrainSettings (its data under root/data, the run root/logs/small)."""
+    from signwrite.train import TrainSettings
+
+    return TrainSettings(data_dir=root / "data", logdir=root / "logs", run="small", backbone="small_cnn",
+                         weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0,
+                         deterministic=True)
+
+
 @functools.lru_cache(maxsize=None)
 def train_small_run(root: Path) -> Path:
     """Train (or, when already finished under ``root``, reuse) the small run; returns its folder."""
-    from signwrite.train import TrainSettings, train
+    from signwrite.train import train
 
-    data_dir = make_frames_dataset(root / "data", labels=SMALL_LABELS,
-                                   videos={"train": ["va", "vb", "vc"], "test": ["vd"]}, clips_per_video=2)
-    train(TrainSettings(data_dir=data_dir, logdir=root / "logs", run="small", backbone="small_cnn",
-                        weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0, deterministic=True))
-    return root / "logs" / "small"
+    s = small_run_settings(root)
+    make_frames_dataset(s.data_dir, labels=SMALL_LABELS, videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
+                        clips_per_video=2)
+    train(s)
+    return s.logdir / s.run
 
 
 @pytest.fixture(scope="session")
