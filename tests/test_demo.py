@@ -85,6 +85,7 @@ def _check_outputs(work, capsys_out):
     return metrics
 
 
+@pytest.mark.slow  # about a minute: the demo --from test below runs the same stages in half that
 def test_demo_small(tmp_path):
     work = tmp_path / "demo"
     metrics = _check_outputs(work, run_demo(["--size", "small", "--workdir", str(work)], tmp_path))
