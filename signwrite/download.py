@@ -189,7 +189,7 @@ def ytdlp_options(videos_dir: Path, video: str, logger, progress_hook) -> dict:
 
 # yt-dlp retries a transfer that fails (its "retries"), but most extractors, the generic one
 # for direct links among them, give up when the first request for the URL is answered 5xx
-# (a busy server): that request is retried here, after 1, 2, 4 s.
+# (a busy server): that request is retried here, after 0.5, 1, 2 s.
 LOOKUP_RETRIES = 3
 
 
@@ -231,9 +231,9 @@ def download(source: Source, videos_dir: Path) -> Path:
             except yt_dlp.utils.YoutubeDLError as exc:
                 if attempt == LOOKUP_RETRIES or not _server_busy(exc):
                     raise
-                log.warning("%s: the server is busy (%s); asking again in %d s", source.video,
-                            str(exc).removeprefix("ERROR: ").strip(), 2 ** attempt)
-                time.sleep(2 ** attempt)
+                log.warning("%s: the server is busy (%s); asking again in %.1f s", source.video,
+                            str(exc).removeprefix("ERROR: ").strip(), 0.5 * 2 ** attempt)
+                time.sleep(0.5 * 2 ** attempt)
     except yt_dlp.utils.YoutubeDLError as exc:
         if is_disk_full(exc):
             raise DiskFullError(disk_full_message(Path(videos_dir) / source.video)) from None
