@@ -99,15 +99,37 @@ def small_run_settings(root: Path):
                          deterministic=True)
 
 
+def small_run_command(root: Path) -> list[str]:
+    """``signwrite train`` arguments of the small run (the same as small_run_settings)."""
+    s = small_run_settings(root)
+    return ["--data-dir", str(s.data_dir), "--logdir", str(s.logdir), "--run", s.run, "--backbone", s.backbone,
+            "--weights", s.weights, "--image-size", str(s.image_size), "--epochs", str(s.epochs),
+            "--batch-size", str(s.batch_size), "--patience", str(s.patience), "--seed", str(s.seed),
+            "--deterministic"]
+
+
 @functools.lru_cache(maxsize=None)
 def train_small_run(root: Path) -> Path:
-    """Train (or, when already finished under ``root``, reuse) the small run; returns its folder."""
-    from signwrite.train import train
+    """Train (or, when already finished under ``root``, reuse) the small run; returns its folder.
+
+    It trains in a process of its own: --deterministic switches op determinism on for the
+    whole process, which must not leak into the tests that share this one (a test of
+    --deterministic would pass with the flag wired to nothing), and the model is then the
+    same whatever this process ran before.
+    """
+    import os
+    import subprocess
+    import sys
 
     s = small_run_settings(root)
     make_frames_dataset(s.data_dir, labels=SMALL_LABELS, videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
                         clips_per_video=2)
-    train(s)
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "signwrite.train", *small_run_command(root)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return s.logdir / s.run
 
 
