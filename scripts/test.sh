@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=2
+# the same Hypothesis examples on every run, so a failure in CI replays (tests/conftest.py)
+export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 exec .venv/bin/python -m pytest "$@"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,6 +187,26 @@ def ytdlp_options(videos_dir: Path, video: str, logger, progress_hook) -> dict:
     }
 
 
+# yt-dlp retries a transfer that fails (its "retries"), but most extractors, the generic one
+# for direct links among them, give up when the first request for the URL is answered 5xx
+# (a busy server): that request is retried here, after 0.5, 1, 2 s.
+LOOKUP_RETRIES = 3
+
+
+def _server_busy(exc: BaseException) -> bool:
+    """Whether a yt-dlp error comes from a 5xx answer (worth asking again, unlike a 404)."""
+    from yt_dlp.networking.exceptions import HTTPError
+
+    seen, err = set(), exc
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, HTTPError):
+            return 500 <= err.status < 600
+        exc_info = getattr(err, "exc_info", None)
+        err = getattr(err, "cause", None) or (exc_info[1] if exc_info else None) or err.__cause__
+    return False
+
+
 def download(source: Source, videos_dir: Path) -> Path:
     """Download one URL to data/videos/<video>.<ext> with yt-dlp; a SignwriteError if it fails."""
     import yt_dlp
@@ -202,8 +223,17 @@ def download(source: Source, videos_dir: Path) -> Path:
 
     opts["match_filter"] = match_filter
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            info = ydl.extract_info(source.location, download=True)
+        for attempt in range(LOOKUP_RETRIES + 1):
+            try:
+                with yt_dlp.YoutubeDL(opts) as ydl:
+                    info = ydl.extract_info(source.location, download=True)
+                break
+            except yt_dlp.utils.YoutubeDLError as exc:
+                if attempt == LOOKUP_RETRIES or not _server_busy(exc):
+                    raise
+                log.warning("%s: the server is busy (%s); asking again in %.1f s", source.video,
+                            str(exc).removeprefix("ERROR: ").strip(), 0.5 * 2 ** attempt)
+                time.sleep(0.5 * 2 ** attempt)
     except yt_dlp.utils.YoutubeDLError as exc:
         if is_disk_full(exc):
             raise DiskFullError(disk_full_message(Path(videos_dir) / source.video)) from None

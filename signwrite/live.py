@@ -158,6 +158,19 @@ def open_db(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def new_session(conn: sqlite3.Connection) -> str:
+    """A name for a new session: when it started, with "-2", "-3", ... if an earlier session in
+    this database started in the same millisecond (its rows must not be taken for this one's)."""
+    start = now_iso()
+    taken = {r[0] for r in conn.execute("SELECT DISTINCT session FROM predictions WHERE session = ? "
+                                        "OR session LIKE ?", (start, start + "-%"))}
+    name, n = start, 1
+    while name in taken:
+        n += 1
+        name = f"{start}-{n}"
+    return name
+
+
 def record(conn: sqlite3.Connection, row: tuple) -> None:
     with conn:  # one transaction per row: a stop at any moment keeps every row before it
         conn.execute("INSERT INTO predictions (time, label, probability, run, source, session, stream_time) "
@@ -237,7 +250,7 @@ def live(s: LiveSettings, run=None) -> dict:
     except BaseException:
         conn.close()
         raise
-    session, run_name = now_iso(), str(s.run)
+    session, run_name = new_session(conn), str(s.run)
     window = RollingWindow(seconds, sampling_kwargs(run))
     log.info("live: %s with run %s, window %.2f s, recording predictions >= %.2f in %s",
              source.name, run_name, seconds, s.threshold, db)

@@ -10,6 +10,16 @@ from videotools import make_numbered_video
 # Quiet TensorFlow's C++ start-up chatter in test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Hypothesis: by default (and so in CI, which runs scripts/test.sh) every run tries the same
+# examples, so a failure is replayed by running the suite again; no example database is
+# kept between runs. HYPOTHESIS_PROFILE=explore draws new examples each run (to hunt for
+# bugs locally; a failure prints the seed that replays it).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+_hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 JUNAID = SHARED_DATA / "asl-letters-junaid" / "tutorial"
 

@@ -5,9 +5,10 @@
 one), so the logic around a model is tested exactly and in milliseconds. ``colour_video`` makes videos of solid
 colour stretches with known times.
 
-``small_run`` is a real run: small_cnn at 32 px trained from scratch on the frames of
-tests/frames_tools.py (the recipe of tests/test_train.py), trained once per test session
-however many test modules ask for it. ``class_video`` films those classes as a video.
+``small_run`` is a real run: small_cnn at 32 px trained from scratch on three classes of
+tests/frames_tools.py, trained once per test session however many test modules ask for it
+(``small_run_settings`` gives its TrainSettings, for a test that trains the same run again).
+``class_video`` films those classes as a video.
 """
 
 from __future__ import annotations
@@ -91,16 +92,47 @@ SMALL_FPS = 10  # the frame rate make_frames_dataset pretends its clips had
 SMALL_CLIP_SECONDS = 1.8  # its clips: 6 frames, every third of 18 frames at 10 fps
 
 
+def small_run_settings(root: Path):
+    """The small run's TrainSettings (its data under root/data, the run root/logs/small)."""
+    from signwrite.train import TrainSettings
+
+    return TrainSettings(data_dir=root / "data", logdir=root / "logs", run="small", backbone="small_cnn",
+                         weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0,
+                         deterministic=True)
+
+
+def small_run_command(root: Path) -> list[str]:
+    """``signwrite train`` arguments of the small run (the same as small_run_settings)."""
+    s = small_run_settings(root)
+    return ["--data-dir", str(s.data_dir), "--logdir", str(s.logdir), "--run", s.run, "--backbone", s.backbone,
+            "--weights", s.weights, "--image-size", str(s.image_size), "--epochs", str(s.epochs),
+            "--batch-size", str(s.batch_size), "--patience", str(s.patience), "--seed", str(s.seed),
+            "--deterministic"]
+
+
 @functools.lru_cache(maxsize=None)
 def train_small_run(root: Path) -> Path:
-    """Train (or, when already finished under ``root``, reuse) the small run; returns its folder."""
-    from signwrite.train import TrainSettings, train
+    """Train (or, when already finished under ``root``, reuse) the small run; returns its folder.
 
-    data_dir = make_frames_dataset(root / "data", labels=SMALL_LABELS,
-                                   videos={"train": ["va", "vb", "vc"], "test": ["vd"]}, clips_per_video=2)
-    train(TrainSettings(data_dir=data_dir, logdir=root / "logs", run="small", backbone="small_cnn",
-                        weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0, deterministic=True))
-    return root / "logs" / "small"
+    It trains in a process of its own: --deterministic switches op determinism on for the
+    whole process, which must not leak into the tests that share this one (a test of
+    --deterministic would pass with the flag wired to nothing), and the model is then the
+    same whatever this process ran before.
+    """
+    import os
+    import subprocess
+    import sys
+
+    s = small_run_settings(root)
+    make_frames_dataset(s.data_dir, labels=SMALL_LABELS, videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
+                        clips_per_video=2)
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "signwrite.train", *small_run_command(root)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return s.logdir / s.run
 
 
 @pytest.fixture(scope="session")

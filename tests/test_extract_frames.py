@@ -8,6 +8,7 @@ test decodes each written JPEG and checks which frame of the clip it is.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -87,6 +88,14 @@ def tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path -> bytes), the lock file aside."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and not p.name.endswith(".lock")}
+
+
+def backdate(folder: Path, seconds: int = 3600) -> None:
+    """Move every mtime under ``folder`` an hour back, so that any rewrite shows in the mtimes
+    (instead of sleeping past the file system's timestamp granularity)."""
+    for p in [folder, *folder.rglob("*")]:
+        st = p.stat()
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
 
 
 def stamps(folder: Path) -> dict[str, int]:
@@ -173,8 +182,8 @@ def test_fps_mode_config(data_dir):
 def test_rerun_is_a_no_op(data_dir):
     assert main(["--data-dir", str(data_dir), "--jobs", "1", "--size", str(SIZE)]) == 0
     frames_dir = data_dir / "frames"
+    backdate(frames_dir)
     before = stamps(frames_dir)
-    time.sleep(0.01)
     report = extract(data_dir)
     assert (report.extracted, report.already_done, report.listed) == (0, 5, 5)
     assert stamps(frames_dir) == before
@@ -368,8 +377,8 @@ def test_contact_sheet_has_one_row_per_clip_and_redraws_only_what_changed(tmp_pa
     h1, h2, h3 = (_height(sheets / f"{lab}.jpg") for lab in "ABC")
     assert h1 < h2 < h3 and h3 - h2 == h2 - h1  # one equal-height row per clip
 
+    backdate(sheets)
     before = stamps(sheets)
-    time.sleep(0.01)
     write_clips(data_dir, clips + [("test", "A", "v2", "20", "22", 2.0)])  # a second clip of A
     report = extract(data_dir)
     assert (report.extracted, report.sheets_written) == (1, 1)
@@ -420,6 +429,28 @@ def test_one_and_two_jobs_write_identical_files(data_dir, tmp_path):
     assert one == two
 
 
+def threads_asleep(timeout: float = 10) -> None:
+    """Wait until every other thread of this process is asleep (Linux: state S in /proc),
+    as OpenCV's pool threads are once they stop spinning after their work."""
+    if not sys.platform.startswith("linux"):
+        time.sleep(0.5)
+        return
+    me = threading.get_native_id()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path("/proc/self/task").iterdir():
+            if int(task.name) != me:
+                try:
+                    states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+                except OSError:  # the thread ended meanwhile
+                    pass
+        if all(state in "SD" for state in states):
+            return
+        time.sleep(0.01)
+    pytest.fail(f"threads still running after {timeout} s: {states}")
+
+
 @pytest.mark.timeout(120)  # a regression hangs rather than fails
 def test_workers_start_clean_whatever_the_caller_did_before(data_dir, tmp_path):
     """A caller that ran OpenCV's own thread pool, and has threads of its own, still gets
@@ -436,7 +467,7 @@ def test_workers_start_clean_whatever_the_caller_did_before(data_dir, tmp_path):
         big = np.zeros((1080, 1920, 3), np.uint8)
         for _ in range(3):
             cv2.resize(big, (1000, 560), interpolation=cv2.INTER_AREA)  # starts OpenCV's pool
-        time.sleep(0.5)  # its threads stop spinning and sleep on a condition variable
+        threads_asleep()  # its threads stop spinning and sleep on a condition variable
         report = extract(other, jobs=2)
     finally:
         stop.set()

@@ -102,6 +102,14 @@ def files(data: Path) -> dict[str, bytes]:
     return out
 
 
+def backdate(folder: Path, seconds: int = 3600) -> None:
+    """Move every mtime under ``folder`` an hour back, so that any rewrite shows in the mtimes
+    (instead of sleeping past the file system's timestamp granularity)."""
+    for p in [folder, *folder.rglob("*")]:
+        st = p.stat()
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
+
+
 def mtimes(data: Path) -> dict[str, int]:
     return {p.relative_to(data).as_posix(): p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
 
@@ -152,8 +160,8 @@ def test_fetch_from_a_local_path_and_through_ytdlp_over_http(tmp_path, footage, 
 def test_rerun_is_a_no_op(tmp_path, footage, server, capsys):
     s = setup_inputs(tmp_path, {"v1": str(footage / "v1.mp4"), "v2": f"{server.url}/v2.mp4"}, CLIPS)
     assert fetch(s) == 0
+    backdate(s.data_dir)
     before, requests = mtimes(s.data_dir), len(server.requests)
-    time.sleep(0.01)  # let a rewrite show in the mtimes
     capsys.readouterr()
     assert fetch(s) == 0
     assert mtimes(s.data_dir) == before
@@ -245,6 +253,133 @@ def test_ytdlp_options(tmp_path):
     assert opts["download_archive"] == str(tmp_path / "100%" / "videos" / "download-archive.txt")
     assert opts["ffmpeg_location"] == video.ffmpeg_exe()
     assert "+" not in opts["format"]  # nothing to merge, so no ffmpeg step after a download
+
+
+# --------------------------------------------------------------------------- retries, format choice
+
+
+@pytest.fixture
+def scripted_server(footage):
+    """A server on 127.0.0.1 for the footage folder whose answers to a path can be scripted:
+    ``script[path] = [200, 503]`` serves the next GET of that path, answers the one after
+    with 503, then serves every later one. ``log`` holds (path, status) of every GET."""
+    script, log = {}, []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(footage), **kwargs)
+
+        def do_GET(self):
+            planned = script.get(self.path)
+            status = planned.pop(0) if planned else 200
+            log.append((self.path, status if (footage / self.path.lstrip("/")).is_file() else 404))
+            if status == 200:
+                return super().do_GET()
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_address[1]}", script=script, log=log)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("answers", [[200, 503, 503], [503], [503, 503]],
+                         ids=["503-while-downloading", "503-at-first-request", "503-twice-at-first"])
+def test_a_server_answering_503_is_retried_and_the_download_succeeds(tmp_path, footage, scripted_server, capsys,
+                                                                      answers):
+    # [200, 503, 503]: the first GET (yt-dlp's look at the URL) is answered, the next two
+    # (the transfer) get 503; [503]: the very first request gets 503. Either way, retried.
+    scripted_server.script["/v2.mp4"] = list(answers)
+    planned = [a for a in answers if a != 200]
+    s = setup_inputs(tmp_path, {"v2": f"{scripted_server.url}/v2.mp4"}, CLIPS[2:])
+    assert fetch(s) == 0, capsys.readouterr()
+    assert "videos: 1 downloaded, 0 copied, 0 already present, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert (s.data_dir / "videos" / "v2.mp4").read_bytes() == (footage / "v2.mp4").read_bytes()
+    statuses = [status for path, status in scripted_server.log if path == "/v2.mp4"]
+    assert statuses.count(503) == len(planned) and statuses[-1] == 200  # the retries happened, then it came
+    assert len(clip_files(s.data_dir)) == 2
+
+
+def test_a_server_that_stays_unavailable_fails_that_video_alone(tmp_path, footage, scripted_server, capsys):
+    scripted_server.script["/v2.mp4"] = [503] * 50
+    s = setup_inputs(tmp_path, {"v1": str(footage / "v1.mp4"), "v2": f"{scripted_server.url}/v2.mp4"}, CLIPS)
+    assert fetch(s) == 1
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "video v2: " in out and "503" in out
+    assert 1 < [p for p, _ in scripted_server.log].count("/v2.mp4") < 50  # retried, but not for ever
+    assert not (s.data_dir / "videos" / "v2.mp4").exists()
+
+
+def test_a_page_with_several_formats_gives_the_720p_one(tmp_path, footage, scripted_server, capsys):
+    """A page offering one video at several sizes: the best of at most 720 lines is
+    downloaded, and nothing else; with none that small, the smallest above."""
+    for key, name in {"1080": "v1.mp4", "720": "v2.mp4", "360": "v3.mp4"}.items():
+        (footage / f"{key}.mp4").write_bytes((footage / name).read_bytes())
+
+    def page(sizes):
+        sources = "".join(f'<source src="{k}.mp4" type="video/mp4" res="{k}">' for k in sizes)
+        return f"<html><body><video controls>{sources}</video></body></html>"
+
+    (footage / "formats.html").write_text(page(["1080", "720", "360"]))
+    (footage / "too-big.html").write_text(page(["1080"]))
+    s = setup_inputs(tmp_path, {"v2": f"{scripted_server.url}/formats.html",
+                                "v1": f"{scripted_server.url}/too-big.html"}, CLIPS)
+    assert fetch(s) == 0, capsys.readouterr()
+    assert (s.data_dir / "videos" / "v2.mp4").read_bytes() == (footage / "720.mp4").read_bytes()
+    assert (s.data_dir / "videos" / "v1.mp4").read_bytes() == (footage / "1080.mp4").read_bytes()
+    media = sorted({p for p, _ in scripted_server.log if p.endswith(".mp4")})
+    assert media == ["/1080.mp4", "/720.mp4"]  # no other format fetched
+
+
+def _format(fid, height, vcodec, acodec="none", ext="mp4"):
+    return {"format_id": fid, "url": f"http://127.0.0.1:9/{fid}", "height": height, "width": height and height * 16 // 9,
+            "vcodec": vcodec, "acodec": acodec, "ext": ext, "protocol": "https"}
+
+
+FORMAT_CHOICES = {
+    # what an extractor offers -> the format signwrite's options make yt-dlp pick
+    "720p-h264-of-many": ([_format("1080-h264", 1080, "avc1.640028"), _format("720-vp9", 720, "vp9", ext="webm"),
+                           _format("720-h264", 720, "avc1.4d401f"), _format("360-h264", 360, "avc1.42e01e", "mp4a.40.2"),
+                           _format("audio", None, "none", "opus", "webm")], "720-h264"),
+    "h264-before-av1": ([_format("720-av01", 720, "av01.0.05M.08"), _format("720-h264", 720, "avc1.4d401f"),
+                         _format("480-h264", 480, "avc1.4d401f")], "720-h264"),
+    "720p-before-h264": ([_format("480-h264", 480, "avc1.4d401f"), _format("720-vp9", 720, "vp9", ext="webm"),
+                          _format("1080-h264", 1080, "avc1.640028")], "720-vp9"),
+    "nothing-small-enough": ([_format("1440-vp9", 1440, "vp9", ext="webm"), _format("1080-h264", 1080, "avc1.640028"),
+                              _format("2160-h264", 2160, "avc1.640028")], "1080-h264"),
+    "a-muxed-file-is-one-file": ([_format("720-muxed", 720, "avc1.4d401f", "mp4a.40.2"),
+                                  _format("480-video", 480, "avc1.4d401f")], "720-muxed"),
+}
+
+
+@pytest.mark.parametrize("name", FORMAT_CHOICES)
+def test_the_format_chosen_is_720p_or_less_h264_first_in_one_file(tmp_path, name):
+    """yt-dlp's own format selection, given signwrite's options (ytdlp_options): at most 720
+    lines (else the smallest above), H.264 before other codecs at the same size, and always
+    one file, never a video and an audio stream to merge."""
+    import yt_dlp
+
+    from signwrite.download import ytdlp_options
+
+    formats, expected = FORMAT_CHOICES[name]
+    opts = ytdlp_options(tmp_path / "videos", "v", logger=None, progress_hook=None)
+    opts.update(logger=None, progress_hooks=[], match_filter=None, quiet=True)
+    with yt_dlp.YoutubeDL(opts) as ydl:
+        info = ydl.process_ie_result({"id": name, "title": name, "formats": formats, "extractor": "test",
+                                      "extractor_key": "Test", "webpage_url": "http://127.0.0.1:9/"}, download=False)
+    assert info["format_id"] == expected
+    assert "requested_formats" not in info  # nothing to merge
 
 
 BAD_INPUTS = [

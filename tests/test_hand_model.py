@@ -44,18 +44,21 @@ def networks(real_bytes) -> dict[str, bytes]:
         return {m: zf.read(m) for m in hand_model_check.MEMBERS}
 
 
-def closed_port_url() -> str:
+@pytest.fixture(scope="session")
+def closed_port_url():
+    """A URL on 127.0.0.1 whose port refuses every connection: bound by this process for the
+    whole session but never listening, so no other program can take it in the meantime
+    (a port that is bound, read and closed again may be anyone's by the time it is used)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hand_landmarker.task"  # nothing listens there now
+        yield f"http://127.0.0.1:{s.getsockname()[1]}/hand_landmarker.task"
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
+def isolated(tmp_path, monkeypatch, closed_port_url):
     cache = tmp_path / "cache"
     monkeypatch.setenv("SIGNWRITE_CACHE_DIR", str(cache))
-    monkeypatch.setenv("SIGNWRITE_HAND_MODEL_URL", closed_port_url())
+    monkeypatch.setenv("SIGNWRITE_HAND_MODEL_URL", closed_port_url)
 
     def no_pip(dest):
         raise HandModelError("pip is not used in tests")

@@ -306,6 +306,7 @@ def accuracy(probs, y, classes=None):
     return float((probs.argmax(1) == y)[keep].mean())
 
 
+@pytest.mark.slow  # trains to a held-out accuracy: 60-80 epochs
 def test_a_temporal_model_recognises_new_signers_and_motion(signers):
     """Held-out signers (one left-handed): shapes and the motion-only pair from the temporal
     model; a shape-only model cannot tell the motion pair apart."""
@@ -377,6 +378,7 @@ def test_a_saved_model_loads_in_safe_mode_and_predicts_the_same(signers, tmp_pat
     assert trained.get_layer("path_columns").get_weights()[0].sum() == len(lm.path_columns(spec))
 
 
+@pytest.mark.slow  # trains to a held-out accuracy: 60-80 epochs
 def test_only_the_temporal_model_tells_the_order_of_a_motion():
     """Down then right against right then down: the same frames, in another order. A pooled
     per-frame model sees the same bag of frames; the temporal one sees their order."""
