@@ -139,7 +139,9 @@ def test_worked_example_fetch_and_extract_frames(example):
     per_clip = int(re.match(r"(\d+) frames per clip", extract_note).group(1))
     frames = read_csv(example / "data" / "frames" / "frames.csv")
     assert sorted(frames["clip_id"]) == sorted(clips["clip_id"])
-    cut = dict(zip(clips["clip_id"], clips["frames"]))
+    from signwrite.video import probe
+
+    cut = {row.clip_id: probe(example / "data" / row.path).n_frames for row in clips.itertuples()}
     for row in frames.itertuples():
         listed = row.frames.split(";")
         # N frames spread over the clip; a clip shorter than that gives each of its frames once
