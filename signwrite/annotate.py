@@ -227,10 +227,9 @@ def min_samples(seconds: float, rate: float) -> int:
 
 
 def open_run(path: Path, signs: set[str]):
-    from signwrite.run import open_run as load, stdout_to_stderr
+    from signwrite.run import open_run as load
 
-    with stdout_to_stderr():
-        run = load(path)
+    run = load(path)  # Keras' stray prints kept off stdout
     unknown = sorted(signs - set(run.labels))
     if unknown:
         raise SignwriteError(f"--run {path}: sign(s) {', '.join(unknown)} are not among the run's "

@@ -344,7 +344,7 @@ def test_model_refuses_a_video_with_no_hand(tmp_path):
 
 
 def test_model_refuses_signs_the_run_does_not_know(tmp_path, blob_video, monkeypatch):
-    monkeypatch.setattr("signwrite.predict.open_run", lambda path: FakeRun(["wave", "hold"], None))
+    monkeypatch.setattr("signwrite.run.open_run", lambda path: FakeRun(["wave", "hold"], None))
     s = settings(tmp_path, [blob_video], by="model", run=tmp_path / "run")
     with pytest.raises(SignwriteError, match="sign\\(s\\) jump, ring are not among the run's 2 labels"):
         an.annotate(s)
@@ -377,7 +377,7 @@ def test_real_fingerspelling_by_motion(junaid_dir, tmp_path):
 
 
 def test_model_needs_the_hands_for_a_landmark_run(tmp_path, blob_video, monkeypatch):
-    monkeypatch.setattr("signwrite.predict.open_run", lambda path: FakeRun([x[0] for x in SIGNS], None))
+    monkeypatch.setattr("signwrite.run.open_run", lambda path: FakeRun([x[0] for x in SIGNS], None))
     with pytest.raises(SignwriteError, match="leave --no-hands out"):
         an.annotate(settings(tmp_path, [blob_video], by="model", run=tmp_path / "run"))
     assert outputs(tmp_path) == []
