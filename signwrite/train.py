@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from signwrite.process import import_tensorflow, interrupts_held, run_stage, setup_logging
+from signwrite.process import (import_tensorflow, interrupts_held, interrupts_kept, raise_if_interrupted,
+                               run_stage, setup_logging)
 from signwrite.errors import SignwriteError
 from signwrite.fsutil import atomic_path, folder_lock, remove_stale_temps, write_json
 from signwrite.train_settings import INPUTS, TrainSettings, check_config, run_config
@@ -90,6 +91,7 @@ class Trainer:
     run_dir: Path
     val_frames: object  # pandas DataFrame of the validation frames
     labels: list
+    randomness: object = None  # data.EpochRandomness: each epoch's shuffle and seeds from (seed, epoch)
 
     def fit(self, phase: Phase, model, train_data, val_inputs) -> int:
         """Train ``model`` for one phase, keep its best-on-validation weights; returns the next epoch.
@@ -121,6 +123,8 @@ class Trainer:
                           metrics=["accuracy"])
             callbacks = C.make_callbacks(s, self.run_dir, phase_dir, val_inputs, self.val_frames, self.labels,
                                          state, predict_locally if multiworker else None)
+            if self.randomness is not None:
+                callbacks.insert(0, C.EpochSeeds(self.randomness))
         log.info("phase %s: up to %d epochs from epoch %d, learning rate %g, %d trainable weights",
                  phase.name, phase.epochs, phase.first_epoch + 1, phase.learning_rate, len(model.trainable_weights))
         if multiworker:
@@ -164,7 +168,9 @@ def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
         resize = extractor.get_layer("resize")
         head = backbones.build_head(extractor.output_shape[-1], len(labels), s.dropout)
     y_fit, y_val = targets_of(val.train, labels), targets_of(val.val, labels)
-    trainer = Trainer(s, run_dir, val.val, labels)
+    with interrupts_held():
+        randomness = data.EpochRandomness(s.seed)
+    trainer = Trainer(s, run_dir, val.val, labels, randomness)
     epoch = 0
 
     if s.mode == "frozen" or s.weights != "none":  # a head on cached features (or its warm-up)
@@ -175,8 +181,8 @@ def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
         import tensorflow as tf
 
         with interrupts_held():
-            fit_ds = (tf.data.Dataset.from_tensor_slices((x_fit, y_fit)).shuffle(len(x_fit), seed=s.seed)
-                      .batch(s.batch_size))
+            fit_ds = randomness.shuffle(tf.data.Dataset.from_tensor_slices((x_fit, y_fit)), len(x_fit)).batch(
+                s.batch_size)
         epochs = s.epochs if s.mode == "frozen" else s.warmup_epochs
         lr = s.learning_rate if s.mode == "frozen" else 1e-3
         epoch = trainer.fit(Phase("head", epochs, lr, epoch), head, fit_ds, x_val)
@@ -188,7 +194,7 @@ def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
             n = backbones.set_trainable(extractor, s.backbone, "all" if s.weights == "none" else "top")
             augment = data.sign_augmentation(s.seed, s.flip, s.colour) if s.augment else None
             fit_ds = data.frame_dataset(list(val.train.path), y_fit, resize, s.batch_size, shuffle=True,
-                                        augment=augment, seed=s.seed)
+                                        augment=augment, seed=s.seed, randomness=randomness)
             val_ds = data.frame_dataset(list(val.val.path), y_val, resize, s.batch_size) if len(val.val) else None
         log.info("end-to-end: %d backbone layers train (%s)", n,
                  "all, from scratch" if s.weights == "none" else "the top blocks")
@@ -237,7 +243,9 @@ def train(s: TrainSettings) -> dict | None:
 
 def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief: bool = True) -> dict | None:
     run_dir = s.logdir / s.run
-    with folder_lock(run_dir, "train"):
+    # a Ctrl-C swallowed by the garbage collector (a TensorFlow resource's __del__) still stops
+    # the run: raised again at the next held step or batch (signwrite.process.interrupts_kept)
+    with interrupts_kept(), folder_lock(run_dir, "train"):
         remove_stale_temps(run_dir)
         # the feature cache is shared by every run on this data folder: take only the temps of
         # writers that are gone (another run may be filling it right now)
