@@ -24,7 +24,7 @@ from signwrite import metrics as M
 from signwrite.data import clip_numbers
 from signwrite.errors import SignwriteError
 from signwrite.fsutil import TMP_MARK, write_json, write_text, writer_tag
-from signwrite.process import raise_if_interrupted
+from signwrite.process import interrupts_held, raise_if_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -230,15 +230,24 @@ def make_callbacks(s, run_dir: Path, phase_dir: Path, val_inputs, val_frames, la
     """
     monitor = monitor_key(s, val_frames)
     mode = "min" if monitor.endswith("loss") else "max"
-    callbacks = [SwallowedInterrupts(), ValidationScores(val_inputs, val_frames, labels, s.aggregate, predict),
-                 EpochLog(),
-                 AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
-                                  save_weights_only=True, initial_value_threshold=state["best"]),
-                 ResumableEarlyStopping(state, monitor=monitor, mode=mode, patience=s.patience),
-                 PhaseState(phase_dir, monitor, state),
-                 ResumedCSVLogger(str(run_dir / "history.csv"), append=True),
-                 keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
-                 TimedBackup(str(phase_dir / "backup"), s.backup_seconds)]
+    kept = [AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
+                             save_weights_only=True, initial_value_threshold=state["best"]),
+            ResumableEarlyStopping(state, monitor=monitor, mode=mode, patience=s.patience),
+            PhaseState(phase_dir, monitor, state),
+            ResumedCSVLogger(str(run_dir / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
+            TimedBackup(str(phase_dir / "backup"), s.backup_seconds)]
     if s.distribute == "multiworker":
-        callbacks = [c for c in callbacks if not isinstance(c, (ResumableEarlyStopping, TimedBackup))]
-    return callbacks
+        kept = [c for c in kept if not isinstance(c, (ResumableEarlyStopping, TimedBackup))]
+    return [ValidationScores(val_inputs, val_frames, labels, s.aggregate, predict), EpochLog(),
+            HeldEpochEnd(kept), SwallowedInterrupts()]
+
+
+class HeldEpochEnd(keras.callbacks.CallbackList):
+    """The epoch's bookkeeping (checkpoint, sidecar, history row, backup) in one piece: Ctrl-C
+    is held over their on_epoch_end, so a stop never leaves a backup's weights of one epoch
+    with the metadata of the one before, or a sidecar ahead of its backup."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        with interrupts_held():
+            super().on_epoch_end(epoch, logs)
