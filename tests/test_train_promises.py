@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from frames_tools import make_frames_dataset
+from signwrite.tables import read_frames_csv
 
 INTERRUPTED = "signwrite train: interrupted; run the same command again to finish (finished work is kept)"
 SMALL = ["--backbone", "small_cnn", "--weights", "none", "--image-size", "32", "--batch-size", "4",
@@ -275,7 +276,7 @@ def validation_frames(data_dir: Path):
     """The validation frames train carves out of the training split (its own public rule)."""
     from signwrite import data
 
-    frames = data.explode_frames(data.read_clips(data_dir), data_dir)
+    frames = data.explode_frames(read_frames_csv(data_dir), data_dir)
     return data.carve_validation(frames[frames.split == "train"], 0.2, seed=0).val
 
 
@@ -394,7 +395,7 @@ def check_clip_scores(run_dir: Path, data: Path, method: str) -> None:
     labels = json.loads((run_dir / "labels.json").read_text())
     resize = backbones.frame_preprocessing("small_cnn", 32)[0]
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
-    frames = D.explode_frames(D.read_clips(data), data)
+    frames = D.explode_frames(read_frames_csv(data), data)
     test = frames[frames.split == "test"]
     preds = pd.read_csv(run_dir / "predictions.csv").set_index("clip_id")
     right, differs = 0, 0
