@@ -188,7 +188,9 @@ class EpochRandomness:
 
     def track(self, *owners) -> None:
         """Layers (or augmentations from sign_augmentation) whose random state ``begin`` sets."""
-        self.tracked += [getattr(o, "random_layers", o) for o in owners if o is not None]
+        for o in owners:
+            if o is not None:
+                self.tracked += list(getattr(o, "random_parts", [o]))
 
     def begin(self, epoch: int, *owners) -> None:
         import numpy as np
@@ -201,13 +203,17 @@ class EpochRandomness:
 
 def seed_generators(*layers) -> list:
     """The Keras seed generators of the layers and of every layer inside them, each once."""
+    import keras
+
     found, seen = [], set()
     for owner in layers:
-        for layer in owner._flatten_layers(include_self=True, recursive=True):
-            for gen in getattr(layer, "_seed_generators", []):
-                if id(gen) not in seen:
-                    seen.add(id(gen))
-                    found.append(gen)
+        gens = [owner] if isinstance(owner, keras.random.SeedGenerator) else [
+            gen for layer in owner._flatten_layers(include_self=True, recursive=True)
+            for gen in getattr(layer, "_seed_generators", [])]
+        for gen in gens:
+            if id(gen) not in seen:
+                seen.add(id(gen))
+                found.append(gen)
     return found
 
 
@@ -240,24 +246,29 @@ def sign_augmentation(seed: int, flip: bool = False, colour: bool = False):
     if not colour:
         return geometry_and_light
 
+    channels = keras.random.SeedGenerator(seed + 9, name="swap_and_invert")
+
     def augment(frames, training=True):
         x = geometry_and_light(frames, training=training)
-        return swap_and_invert(x, seed + 9) if training else x
+        return swap_and_invert(x, channels) if training else x
 
-    augment.random_layers = geometry_and_light  # for EpochRandomness (swap_and_invert's ops are not)
+    augment.random_parts = [geometry_and_light, channels]  # their random state: for EpochRandomness
     return augment
 
 
-def swap_and_invert(frames, seed: int):
+def swap_and_invert(frames, seed):
     """Each frame of a batch (RGB 0..255) in one of the 6 channel orders at random, and half
-    of them inverted (255 - x)."""
+    of them inverted (255 - x). ``seed``: a keras.random.SeedGenerator (new draws each call,
+    its state set per epoch by EpochRandomness), or an int (the same draws every call)."""
+    import keras
     import tensorflow as tf
 
     orders = tf.constant(list(itertools.permutations(range(3))), tf.int32)
     n = tf.shape(frames)[0]
-    order = tf.gather(orders, tf.random.uniform((n,), 0, len(orders), tf.int32, seed=seed))
+    draws = tf.convert_to_tensor(keras.random.uniform((n, 2), seed=seed))
+    order = tf.gather(orders, tf.minimum(tf.cast(draws[:, 0] * len(orders), tf.int32), len(orders) - 1))
     x = tf.gather(frames, order, axis=-1, batch_dims=1)
-    invert = tf.cast(tf.random.uniform((n, 1, 1, 1), seed=seed + 1) < 0.5, x.dtype)
+    invert = tf.cast(tf.reshape(draws[:, 1], (-1, 1, 1, 1)) < 0.5, x.dtype)
     return x + invert * (255.0 - 2.0 * x)
 
 

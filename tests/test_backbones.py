@@ -174,6 +174,31 @@ def test_colour_augmentation_swaps_channels_and_inverts_but_leaves_inference_alo
     assert len(orders) == 6 and 60 < inverted < 140
 
 
+def test_an_epochs_augmentation_depends_on_the_epoch_alone():
+    """EpochRandomness.begin(epoch) puts every random part of the augmentation (the colour
+    changes too) at the epoch's state: epoch 2 draws the same after any other epochs."""
+    import tensorflow as tf
+
+    from signwrite.data import EpochRandomness, sign_augmentation
+
+    frames = tf.constant(np.random.default_rng(4).uniform(0, 255, (6, 8, 8, 3)).astype("float32"))
+    augment = sign_augmentation(seed=3, flip=True, colour=True)
+    randomness = EpochRandomness(3)
+    randomness.track(augment)
+
+    def epoch(e):
+        randomness.begin(e)
+        return [np.asarray(augment(frames, training=True)) for _ in range(2)]
+
+    first = epoch(2)
+    epoch(0), epoch(1)
+    again = epoch(2)
+    assert not np.array_equal(first[0], first[1])  # draws differ within an epoch
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(epoch(3)[0], first[0])
+
+
 @pytest.mark.parametrize("name,layer", [("small_cnn", "block4_bn2")])
 def test_fine_tuning_a_pretrained_backbone_leaves_its_batchnorm_statistics_alone(tmp_path, name, layer):
     """Pretrained BatchNorm statistics stay fixed even when top blocks are fine-tuned (the
