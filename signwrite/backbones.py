@@ -213,9 +213,33 @@ def build_feature_extractor(name: str, weights: str, image_size: int, *, backbon
     x = frames
     for layer in frame_preprocessing(name, image_size):
         x = layer(x)
-    # Pretrained BatchNorm statistics stay fixed even when top blocks are fine-tuned.
-    features = backbone(x, training=False) if weights != "none" else backbone(x)
+    if weights != "none":
+        # Pretrained BatchNorm statistics stay fixed even when top blocks are fine-tuned.
+        features = backbone(x, training=False)
+        keep_inference_mode(backbone)
+    else:
+        features = backbone(x)
     return keras.Model(frames, features, name=f"{name}_features")
+
+
+def keep_inference_mode(backbone) -> None:
+    """Let ``backbone`` keep the training=False it was called with inside a functional model.
+
+    Keras 3 replays a functional model's calls with the training flag of the outer call
+    (fit's training=True) in place of the one a layer was called with, so a nested backbone
+    called with training=False still ran its BatchNormalization layers in training mode and
+    moved their moving mean and variance. Taking ``training`` out of the backbone's
+    propagated call-context arguments keeps its recorded training=False: its BatchNorm layers
+    normalise with the pretrained statistics, while their scale and offset still train when
+    set_trainable makes them trainable (unlike freezing them, the Keras guide's way).
+
+    Not saved with the model: a run's saved model is for inference, and a resumed run builds
+    its extractor here again.
+    """
+    context = getattr(backbone, "_call_context_args", None)
+    if not isinstance(context, (set, frozenset)) or "training" not in context:  # pragma: no cover
+        raise AssertionError("Keras changed how layers propagate training=; update keep_inference_mode")
+    backbone._call_context_args = set(context) - {"training"}
 
 
 def build_head(n_features: int, n_classes: int, dropout: float = 0.3):

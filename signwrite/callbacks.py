@@ -24,6 +24,7 @@ from signwrite import metrics as M
 from signwrite.data import clip_numbers
 from signwrite.errors import SignwriteError
 from signwrite.fsutil import TMP_MARK, write_json, write_text, writer_tag
+from signwrite.process import interrupts_held, raise_if_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,27 @@ class ValidationScores(keras.callbacks.Callback):
             logs["val_accuracy"] + 1 / (1 + logs["val_loss"])) / 2
 
 
+class EpochSeeds(keras.callbacks.Callback):
+    """At each epoch's start, the epoch's random state (data.EpochRandomness): the shuffle,
+    the augmentation's and the model's (dropout) seed generators."""
+
+    def __init__(self, randomness):
+        super().__init__()
+        self.randomness = randomness
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.randomness.begin(epoch, self.model)
+
+
+class SwallowedInterrupts(keras.callbacks.Callback):
+    """Raises a Ctrl-C that was swallowed on its way (signwrite.process.interrupts_kept)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_if_interrupted()
+
+    on_epoch_begin = on_epoch_end = on_train_begin = lambda self, *args, **kwargs: raise_if_interrupted()
+
+
 class EpochLog(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.time()
@@ -208,14 +230,24 @@ def make_callbacks(s, run_dir: Path, phase_dir: Path, val_inputs, val_frames, la
     """
     monitor = monitor_key(s, val_frames)
     mode = "min" if monitor.endswith("loss") else "max"
-    callbacks = [ValidationScores(val_inputs, val_frames, labels, s.aggregate, predict), EpochLog(),
-                 AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
-                                  save_weights_only=True, initial_value_threshold=state["best"]),
-                 ResumableEarlyStopping(state, monitor=monitor, mode=mode, patience=s.patience),
-                 PhaseState(phase_dir, monitor, state),
-                 ResumedCSVLogger(str(run_dir / "history.csv"), append=True),
-                 keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
-                 TimedBackup(str(phase_dir / "backup"), s.backup_seconds)]
+    kept = [AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
+                             save_weights_only=True, initial_value_threshold=state["best"]),
+            ResumableEarlyStopping(state, monitor=monitor, mode=mode, patience=s.patience),
+            PhaseState(phase_dir, monitor, state),
+            ResumedCSVLogger(str(run_dir / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
+            TimedBackup(str(phase_dir / "backup"), s.backup_seconds)]
     if s.distribute == "multiworker":
-        callbacks = [c for c in callbacks if not isinstance(c, (ResumableEarlyStopping, TimedBackup))]
-    return callbacks
+        kept = [c for c in kept if not isinstance(c, (ResumableEarlyStopping, TimedBackup))]
+    return [ValidationScores(val_inputs, val_frames, labels, s.aggregate, predict), EpochLog(),
+            HeldEpochEnd(kept), SwallowedInterrupts()]
+
+
+class HeldEpochEnd(keras.callbacks.CallbackList):
+    """The epoch's bookkeeping (checkpoint, sidecar, history row, backup) in one piece: Ctrl-C
+    is held over their on_epoch_end, so a stop never leaves a backup's weights of one epoch
+    with the metadata of the one before, or a sidecar ahead of its backup."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        with interrupts_held():
+            super().on_epoch_end(epoch, logs)

@@ -151,6 +151,72 @@ def carve_validation(train, fraction: float, seed: int) -> Validation:
 
 # -- tf.data ----------------------------------------------------------------------------------
 
+class EpochRandomness:
+    """An epoch's random numbers as a function of (seed, epoch) alone, not of the epochs before.
+
+    So a run resumed at epoch k in a new process draws what the uninterrupted run drew in
+    epoch k: the same shuffle of the training frames (``shuffle``) and the same augmentation
+    and dropout (``begin`` puts every Keras seed generator of the layers it is given, and of
+    those ``track`` was given, at a state fixed by the epoch). Train calls ``begin`` at every
+    epoch's start (signwrite.callbacks.EpochSeeds).
+    """
+
+    DRAWS_PER_EPOCH = 1 << 32  # a seed generator's counter moves by one a draw
+
+    def __init__(self, seed: int):
+        import tensorflow as tf
+
+        self.seed = int(seed)
+        with tf.init_scope():
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.tracked = []
+
+    def shuffle(self, ds, n: int):
+        """``ds`` (``n`` elements) in an order drawn from (seed, epoch) each time it is iterated."""
+        import tensorflow as tf
+
+        seed, epoch = tf.constant(self.seed * 100003, tf.int64), self.epoch
+
+        def one_epoch(_):
+            # the shuffle's seed pair is (this graph's seed, seed + epoch); the graph's is set
+            # here, not left to the global seed: tf.random's get_seed compares the pair with
+            # (0, 0) in Python, which a tensor seed cannot take when the global seed is 0
+            tf.compat.v1.get_default_graph().seed = 1
+            return ds.shuffle(max(n, 1), seed=seed + epoch.read_value(), reshuffle_each_iteration=False)
+
+        return tf.data.Dataset.range(1).flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(n))
+
+    def track(self, *owners) -> None:
+        """Layers (or augmentations from sign_augmentation) whose random state ``begin`` sets."""
+        for o in owners:
+            if o is not None:
+                self.tracked += list(getattr(o, "random_parts", [o]))
+
+    def begin(self, epoch: int, *owners) -> None:
+        import numpy as np
+
+        self.epoch.assign(epoch)
+        for gen in seed_generators(*self.tracked, *owners):
+            first = int(np.asarray(gen.state.value)[0])  # the generator's own seed: kept
+            gen.state.assign(np.array([first, epoch * self.DRAWS_PER_EPOCH], dtype="int64"))
+
+
+def seed_generators(*layers) -> list:
+    """The Keras seed generators of the layers and of every layer inside them, each once."""
+    import keras
+
+    found, seen = [], set()
+    for owner in layers:
+        gens = [owner] if isinstance(owner, keras.random.SeedGenerator) else [
+            gen for layer in owner._flatten_layers(include_self=True, recursive=True)
+            for gen in getattr(layer, "_seed_generators", [])]
+        for gen in gens:
+            if id(gen) not in seen:
+                seen.add(id(gen))
+                found.append(gen)
+    return found
+
+
 def sign_augmentation(seed: int, flip: bool = False, colour: bool = False):
     """Random changes a sign survives: small shifts, zoom, tilt, lighting. No left-right
     flip unless asked: a mirrored sign is signed with the other hand.
@@ -180,23 +246,29 @@ def sign_augmentation(seed: int, flip: bool = False, colour: bool = False):
     if not colour:
         return geometry_and_light
 
+    channels = keras.random.SeedGenerator(seed + 9, name="swap_and_invert")
+
     def augment(frames, training=True):
         x = geometry_and_light(frames, training=training)
-        return swap_and_invert(x, seed + 9) if training else x
+        return swap_and_invert(x, channels) if training else x
 
+    augment.random_parts = [geometry_and_light, channels]  # their random state: for EpochRandomness
     return augment
 
 
-def swap_and_invert(frames, seed: int):
+def swap_and_invert(frames, seed):
     """Each frame of a batch (RGB 0..255) in one of the 6 channel orders at random, and half
-    of them inverted (255 - x)."""
+    of them inverted (255 - x). ``seed``: a keras.random.SeedGenerator (new draws each call,
+    its state set per epoch by EpochRandomness), or an int (the same draws every call)."""
+    import keras
     import tensorflow as tf
 
     orders = tf.constant(list(itertools.permutations(range(3))), tf.int32)
     n = tf.shape(frames)[0]
-    order = tf.gather(orders, tf.random.uniform((n,), 0, len(orders), tf.int32, seed=seed))
+    draws = tf.convert_to_tensor(keras.random.uniform((n, 2), seed=seed))
+    order = tf.gather(orders, tf.minimum(tf.cast(draws[:, 0] * len(orders), tf.int32), len(orders) - 1))
     x = tf.gather(frames, order, axis=-1, batch_dims=1)
-    invert = tf.cast(tf.random.uniform((n, 1, 1, 1), seed=seed + 1) < 0.5, x.dtype)
+    invert = tf.cast(tf.reshape(draws[:, 1], (-1, 1, 1, 1)) < 0.5, x.dtype)
     return x + invert * (255.0 - 2.0 * x)
 
 
@@ -220,11 +292,13 @@ def load_frame(path, resize):
 
 
 def frame_dataset(paths, targets, resize, batch_size: int, *, shuffle: bool = False,
-                  augment=None, seed: int = 0, cache: bool | None = None):
+                  augment=None, seed: int = 0, cache: bool | None = None, randomness: EpochRandomness | None = None):
     """JPEG paths -> batches of (RGB float 0..255 frames of the model's size, target).
 
     ``resize`` is the run's own Resizing layer (backbones.frame_preprocessing), so frames
-    reach the network exactly as a saved model would resize them.
+    reach the network exactly as a saved model would resize them. With ``randomness``, the
+    shuffle is its epoch's (and the augmentation is tracked by it); without, tf.data's seeded
+    reshuffle, which depends on how many epochs this dataset has run.
     """
     import tensorflow as tf
 
@@ -242,7 +316,10 @@ def frame_dataset(paths, targets, resize, batch_size: int, *, shuffle: bool = Fa
         cache = len(paths) * resize.height * resize.width * 3 * 4 < CACHE_BUDGET_BYTES
     if cache:
         ds = ds.cache()
-    if shuffle:
+    if shuffle and randomness is not None:
+        ds = randomness.shuffle(ds, len(paths))
+        randomness.track(augment)
+    elif shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment is not None:

@@ -134,6 +134,48 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_pressed: list = []  # Ctrl-C presses seen inside interrupts_kept()
+
+
+@contextlib.contextmanager
+def interrupts_kept():
+    """Ctrl-C raises KeyboardInterrupt as usual during the block, and is remembered: one that
+    Python swallows (raised inside an object's ``__del__`` run by the garbage collector, which
+    prints "Exception ignored" and goes on, or inside a C extension that clears the error) is
+    raised again at the next ``raise_if_interrupted()`` or when an ``interrupts_held`` block ends.
+    The "Exception ignored" report of a swallowed one is not printed: the press is handled.
+    For the main thread's default Ctrl-C handling only; elsewhere the block runs unchanged.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+
+    def pressed(signum, frame):
+        _pressed.append(frame)
+        raise KeyboardInterrupt
+
+    def unraisable(report, hook=sys.unraisablehook):
+        if not (_pressed and isinstance(report.exc_value, KeyboardInterrupt)):
+            hook(report)
+
+    previous_hook = sys.unraisablehook
+    signal.signal(signal.SIGINT, pressed)
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = previous_hook
+        _pressed.clear()
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed inside interrupts_kept (see there)."""
+    if _pressed:
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def interrupts_held():
     """Hold Ctrl-C during the block and deliver it when the block is done.
@@ -155,6 +197,7 @@ def interrupts_held():
         previous(signal.SIGINT, held[-1])  # the default handler raises KeyboardInterrupt here
     elif held and previous == signal.SIG_DFL:
         os.kill(os.getpid(), signal.SIGINT)
+    raise_if_interrupted()  # one pressed before the block, swallowed on its way
 
 
 def run_stage(stage: str, func, *args, **kwargs) -> int:

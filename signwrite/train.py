@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from signwrite.process import import_tensorflow, run_stage, setup_logging
+from signwrite.process import (import_tensorflow, interrupts_held, interrupts_kept, raise_if_interrupted,
+                               run_stage, setup_logging)
 from signwrite.errors import SignwriteError
 from signwrite.fsutil import atomic_path, folder_lock, remove_stale_temps, write_json
 from signwrite.train_settings import INPUTS, TrainSettings, check_config, run_config
@@ -90,6 +91,7 @@ class Trainer:
     run_dir: Path
     val_frames: object  # pandas DataFrame of the validation frames
     labels: list
+    randomness: object = None  # data.EpochRandomness: each epoch's shuffle and seeds from (seed, epoch)
 
     def fit(self, phase: Phase, model, train_data, val_inputs) -> int:
         """Train ``model`` for one phase, keep its best-on-validation weights; returns the next epoch.
@@ -107,7 +109,8 @@ class Trainer:
         best = phase_dir / "best.weights.h5"
         state = C.read_state(phase_dir)
         if state["done"]:
-            model.load_weights(best)
+            with interrupts_held():
+                model.load_weights(best)
             log.info("phase %s: already done, weights restored", phase.name)
             return state["epoch"]
         phase_dir.mkdir(parents=True, exist_ok=True)
@@ -115,10 +118,13 @@ class Trainer:
         steps = phase.epochs * int(train_data.cardinality())  # negative when tf.data cannot tell
         schedule = (keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps, alpha=0.01)
                     if steps > 0 else phase.learning_rate)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        callbacks = C.make_callbacks(s, self.run_dir, phase_dir, val_inputs, self.val_frames, self.labels, state,
-                                     predict_locally if multiworker else None)
+        with interrupts_held():  # Keras' compile and callbacks, like model building (see build_and_fit)
+            model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+            callbacks = C.make_callbacks(s, self.run_dir, phase_dir, val_inputs, self.val_frames, self.labels,
+                                         state, predict_locally if multiworker else None)
+            if self.randomness is not None:
+                callbacks.insert(0, C.EpochSeeds(self.randomness))
         log.info("phase %s: up to %d epochs from epoch %d, learning rate %g, %d trainable weights",
                  phase.name, phase.epochs, phase.first_epoch + 1, phase.learning_rate, len(model.trainable_weights))
         if multiworker:
@@ -127,10 +133,11 @@ class Trainer:
             history = model.fit(train_data, epochs=phase.first_epoch + phase.epochs, initial_epoch=phase.first_epoch,
                                 callbacks=callbacks, shuffle=False, verbose=0)  # tf.data shuffles
             next_epoch = max(history.epoch, default=phase.first_epoch - 1) + 1
-        if not best.is_file():  # nothing was ever better than the start: keep what we have
-            model.save_weights(best)
-        model.load_weights(best)
-        C.mark_done(phase_dir, next_epoch)
+        with interrupts_held():
+            if not best.is_file():  # nothing was ever better than the start: keep what we have
+                model.save_weights(best)
+            model.load_weights(best)
+            C.mark_done(phase_dir, next_epoch)
         return next_epoch
 
 
@@ -141,18 +148,29 @@ def build_and_train(s: TrainSettings, run_dir: Path, train, val, labels, strateg
 
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_and_fit(s, run_dir, train, val, labels)
-    return inference_copy(model)
+    with interrupts_held():
+        return inference_copy(model)
 
 
 def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
+    """Builds the models and trains them phase by phase.
+
+    Ctrl-C is held over every building step (Keras' functional construction, set_trainable,
+    the tf.data pipelines' tracing, compile): a KeyboardInterrupt raised inside optree's C
+    extension there is swallowed and the run would go on. Held, it arrives when the step is
+    done, as a plain KeyboardInterrupt. Feature extraction and fitting are not held.
+    """
     from signwrite import backbones, data, features
     from signwrite.callbacks import targets_of
 
-    extractor = backbones.build_feature_extractor(s.backbone, s.weights, s.image_size)
-    resize = extractor.get_layer("resize")
-    head = backbones.build_head(extractor.output_shape[-1], len(labels), s.dropout)
+    with interrupts_held():
+        extractor = backbones.build_feature_extractor(s.backbone, s.weights, s.image_size)
+        resize = extractor.get_layer("resize")
+        head = backbones.build_head(extractor.output_shape[-1], len(labels), s.dropout)
     y_fit, y_val = targets_of(val.train, labels), targets_of(val.val, labels)
-    trainer = Trainer(s, run_dir, val.val, labels)
+    with interrupts_held():
+        randomness = data.EpochRandomness(s.seed)
+    trainer = Trainer(s, run_dir, val.val, labels, randomness)
     epoch = 0
 
     if s.mode == "frozen" or s.weights != "none":  # a head on cached features (or its warm-up)
@@ -162,23 +180,27 @@ def build_and_fit(s: TrainSettings, run_dir: Path, train, val, labels):
         x_fit, x_val = features.load_features(val.train, cache), features.load_features(val.val, cache)
         import tensorflow as tf
 
-        fit_ds = (tf.data.Dataset.from_tensor_slices((x_fit, y_fit)).shuffle(len(x_fit), seed=s.seed)
-                  .batch(s.batch_size))
+        with interrupts_held():
+            fit_ds = randomness.shuffle(tf.data.Dataset.from_tensor_slices((x_fit, y_fit)), len(x_fit)).batch(
+                s.batch_size)
         epochs = s.epochs if s.mode == "frozen" else s.warmup_epochs
         lr = s.learning_rate if s.mode == "frozen" else 1e-3
         epoch = trainer.fit(Phase("head", epochs, lr, epoch), head, fit_ds, x_val)
 
-    model = backbones.build_classifier(extractor, head)
+    with interrupts_held():  # the phase change
+        model = backbones.build_classifier(extractor, head)
     if s.mode == "end-to-end":
-        n = backbones.set_trainable(extractor, s.backbone, "all" if s.weights == "none" else "top")
+        with interrupts_held():
+            n = backbones.set_trainable(extractor, s.backbone, "all" if s.weights == "none" else "top")
+            augment = data.sign_augmentation(s.seed, s.flip, s.colour) if s.augment else None
+            fit_ds = data.frame_dataset(list(val.train.path), y_fit, resize, s.batch_size, shuffle=True,
+                                        augment=augment, seed=s.seed, randomness=randomness)
+            val_ds = data.frame_dataset(list(val.val.path), y_val, resize, s.batch_size) if len(val.val) else None
         log.info("end-to-end: %d backbone layers train (%s)", n,
                  "all, from scratch" if s.weights == "none" else "the top blocks")
-        augment = data.sign_augmentation(s.seed, s.flip, s.colour) if s.augment else None
-        fit_ds = data.frame_dataset(list(val.train.path), y_fit, resize, s.batch_size, shuffle=True,
-                                    augment=augment, seed=s.seed)
-        val_ds = data.frame_dataset(list(val.val.path), y_val, resize, s.batch_size) if len(val.val) else None
         trainer.fit(Phase("end-to-end", s.epochs, s.learning_rate, epoch), model, fit_ds, val_ds)
-    backbones.set_trainable(extractor, s.backbone, "none")  # a saved model is for inference
+    with interrupts_held():
+        backbones.set_trainable(extractor, s.backbone, "none")  # a saved model is for inference
     return model
 
 
@@ -221,7 +243,9 @@ def train(s: TrainSettings) -> dict | None:
 
 def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief: bool = True) -> dict | None:
     run_dir = s.logdir / s.run
-    with folder_lock(run_dir, "train"):
+    # a Ctrl-C swallowed by the garbage collector (a TensorFlow resource's __del__) still stops
+    # the run: raised again at the next held step or batch (signwrite.process.interrupts_kept)
+    with interrupts_kept(), folder_lock(run_dir, "train"):
         remove_stale_temps(run_dir)
         # the feature cache is shared by every run on this data folder: take only the temps of
         # writers that are gone (another run may be filling it right now)
@@ -246,12 +270,13 @@ def train_run(s: TrainSettings, extract_config: dict, strategy, t0: float, chief
                 tf.config.experimental.enable_op_determinism()
             model_file = run_dir / "model.keras"
             if model_file.is_file():
-                model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+                with interrupts_held():  # Keras' functional construction again (see build_and_fit)
+                    model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
             else:
                 log.info("%s: %s, weights %s, %d px, %s; %d labels", run_dir, s.backbone, s.weights,
                          s.image_size, s.mode, len(labels))
                 model = build_and_train(s, run_dir, train_frames, val, labels, strategy)
-                with atomic_path(model_file) as tmp:
+                with interrupts_held(), atomic_path(model_file) as tmp:
                     model.save(tmp)
                 shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             if not chief:

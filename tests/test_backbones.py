@@ -174,10 +174,31 @@ def test_colour_augmentation_swaps_channels_and_inverts_but_leaves_inference_alo
     assert len(orders) == 6 and 60 < inverted < 140
 
 
-@pytest.mark.xfail(strict=True, reason="bug found by this test: build_feature_extractor calls a pretrained "
-                   "backbone with training=False, yet fitting the classifier with the top blocks trainable moves "
-                   "their BatchNorm moving mean and variance (Keras 3 does not keep the call's training=False "
-                   "for a trainable nested model); see the t1 report")
+def test_an_epochs_augmentation_depends_on_the_epoch_alone():
+    """EpochRandomness.begin(epoch) puts every random part of the augmentation (the colour
+    changes too) at the epoch's state: epoch 2 draws the same after any other epochs."""
+    import tensorflow as tf
+
+    from signwrite.data import EpochRandomness, sign_augmentation
+
+    frames = tf.constant(np.random.default_rng(4).uniform(0, 255, (6, 8, 8, 3)).astype("float32"))
+    augment = sign_augmentation(seed=3, flip=True, colour=True)
+    randomness = EpochRandomness(3)
+    randomness.track(augment)
+
+    def epoch(e):
+        randomness.begin(e)
+        return [np.asarray(augment(frames, training=True)) for _ in range(2)]
+
+    first = epoch(2)
+    epoch(0), epoch(1)
+    again = epoch(2)
+    assert not np.array_equal(first[0], first[1])  # draws differ within an epoch
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(epoch(3)[0], first[0])
+
+
 @pytest.mark.parametrize("name,layer", [("small_cnn", "block4_bn2")])
 def test_fine_tuning_a_pretrained_backbone_leaves_its_batchnorm_statistics_alone(tmp_path, name, layer):
     """Pretrained BatchNorm statistics stay fixed even when top blocks are fine-tuned (the
@@ -199,3 +220,18 @@ def test_fine_tuning_a_pretrained_backbone_leaves_its_batchnorm_statistics_alone
     assert not np.array_equal(after[0], gamma)  # the layer trained...
     np.testing.assert_array_equal(after[2], mean)  # ...its statistics did not
     np.testing.assert_array_equal(after[3], variance)
+
+
+def test_a_backbone_trained_from_scratch_still_learns_its_batchnorm_statistics():
+    """The other side of the test above: with weights none the whole backbone trains, and its
+    BatchNorm layers run in training mode, moving their statistics."""
+    extractor = backbones.build_feature_extractor("small_cnn", "none", 32)
+    model = backbones.build_classifier(extractor, backbones.build_head(extractor.output_shape[-1], 2))
+    backbones.set_trainable(extractor, "small_cnn", "all")
+    bn = extractor.get_layer(backbones.backbone_name_of(extractor)).get_layer("block4_bn2")
+    mean, variance = (np.array(w) for w in bn.get_weights()[2:])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.fit(x, np.array([0, 1] * 4), epochs=1, verbose=0)
+    after = bn.get_weights()
+    assert not np.array_equal(after[2], mean) and not np.array_equal(after[3], variance)
