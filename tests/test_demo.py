@@ -130,7 +130,7 @@ def test_demo_from_a_folder_runs_the_pipeline_on_its_videos(tmp_path):
     """--from: fetch (over HTTP), frames, train and a transcription of a test video, all on that folder."""
     import pandas as pd
 
-    from signwrite import synth
+    from signwrite.demo import synth
     from signwrite.clip_times import read_sources
 
     folder = synth.make_dataset(tmp_path / "mine", n_classes=2, n_signers=3, takes_per_sign=1, size=(80, 60),
