@@ -85,25 +85,6 @@ def _check_outputs(work, capsys_out):
     return metrics
 
 
-@pytest.mark.slow  # about a minute: the demo --from test below runs the same stages in half that
-def test_demo_small(tmp_path):
-    work = tmp_path / "demo"
-    metrics = _check_outputs(work, run_demo(["--size", "small", "--workdir", str(work)], tmp_path))
-    assert metrics["n_classes"] == 3 and metrics["n_test_clips"] == 9  # 3 signers never seen in training
-    # above chance (3 of 9): at least 5 of 9 right. Nine clips are a noisy measure (with --colour,
-    # 7 runs of this profile scored 0.56 to 1.0; as now, 1.0 and 0.78 in two runs);
-    # the default demo below, with 36 test clips, is the test of accuracy
-    assert metrics["clip_top1"] >= 5 / 9 - 1e-9, metrics
-    # Safe to run again: nothing is redone (no video, clip, frame or model file is written
-    # again; a deterministic retrain would give the same numbers but new files), the same numbers come back.
-    before = snapshot(work / "data", work / "logs", work / "dataset")
-    first = json.loads((work / "demo_summary.json").read_text())
-    run_demo(["--size", "small", "--workdir", str(work)], tmp_path)
-    assert snapshot(work / "data", work / "logs", work / "dataset") == before
-    again = json.loads((work / "demo_summary.json").read_text())
-    assert again["metrics"] == first["metrics"] and again["metrics"]["clip_top1"] == metrics["clip_top1"]
-
-
 @pytest.mark.slow
 def test_demo_default(tmp_path):
     work = tmp_path / "demo"
@@ -118,6 +99,16 @@ def test_demo_default(tmp_path):
     # what was heard, against the truth: at most 2 of the 8 signs missed, added or wrong
     # (README: heard == truth on this machine; another CPU may round a little differently)
     assert edit_distance(heard, truth) <= 2, (heard, truth)
+    # Safe to run again: nothing is redone (no video, clip, frame or model file is written
+    # again; a deterministic retrain would give the same numbers but new files), the same numbers come back.
+    # (--size small has no test of its own: the demo --from test below runs that profile's stages,
+    # and benchmarks/bench_demo.py measures its accuracy over seeds.)
+    before = snapshot(work / "data", work / "logs", work / "dataset")
+    first = json.loads((work / "demo_summary.json").read_text())
+    run_demo(["--workdir", str(work)], tmp_path)
+    assert snapshot(work / "data", work / "logs", work / "dataset") == before
+    again = json.loads((work / "demo_summary.json").read_text())
+    assert again["metrics"] == first["metrics"] and again["metrics"]["clip_top1"] == metrics["clip_top1"]
 
 
 def test_demo_refuses_a_folder_without_inputs(tmp_path, capsys):
