@@ -3,6 +3,7 @@ exact clip frames and clips.csv, failures, re-runs, interrupted runs and shards.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.server
 import json
@@ -45,6 +46,26 @@ def footage(tmp_path_factory):
     return folder
 
 
+@contextlib.contextmanager
+def serving(handler):
+    """An HTTP server on 127.0.0.1 (a port the kernel picks, held while it serves) with
+    ``handler``, quiet; yields its URL and is shut down after."""
+    class Quiet(handler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
 @pytest.fixture
 def server(footage):
     """An HTTP server on 127.0.0.1 serving the footage folder; records every GET path."""
@@ -58,19 +79,8 @@ def server(footage):
             requests.append(self.path)
             super().do_GET()
 
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_address[1]}", requests=requests)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serving(Handler) as url:
+        yield SimpleNamespace(url=url, requests=requests)
 
 
 def setup_inputs(folder: Path, sources: dict[str, str], clips, data="data", **kw) -> FetchSettings:
@@ -279,19 +289,8 @@ def scripted_server(footage):
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_address[1]}", script=script, log=log)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serving(Handler) as url:
+        yield SimpleNamespace(url=url, script=script, log=log)
 
 
 @pytest.mark.parametrize("answers", [[200, 503, 503], [503], [503, 503]],
