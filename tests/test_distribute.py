@@ -103,6 +103,7 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_mirrored_over_two_cpu_replicas_matches_one_device(frames, single):
     root, data_dir = frames
     _, err = finish(train(data_dir, root / "logs", "mirrored", "--distribute", "mirrored",
@@ -114,6 +115,7 @@ def test_mirrored_over_two_cpu_replicas_matches_one_device(frames, single):
     assert_matches_one_device(run_dir, single)
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_multiworker_two_workers_on_localhost_match_one_worker(frames, single):
     root, data_dir = frames
     ports = free_ports(2)

@@ -341,6 +341,7 @@ def tiny_run(tmp_path_factory, small_run):
                            second=second, second_wrote=second_wrote)
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_a_second_train_run_on_a_run_folder_in_use_is_refused_and_writes_nothing(tiny_run):
     assert tiny_run.first.returncode == 0, tiny_run.first.err[-3000:]
     check_refused(tiny_run.second, "train", tiny_run.logdir / "tiny", "train")
@@ -348,6 +349,7 @@ def test_a_second_train_run_on_a_run_folder_in_use_is_refused_and_writes_nothing
     check_finished_run(tiny_run.logdir / "tiny")  # the first run was not disturbed
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_train_struck_at_random_moments_then_rerun_finishes_a_sound_run(tmp_path, tiny_run):
     root = tmp_path / "work"  # data/ (frames, and the features cache train writes) and logs/
     data, logdir = frames_data(root / "data"), root / "logs"
@@ -620,6 +622,7 @@ def disk_filled(kind: str, folder: Path, point: int):
     return F.failing_renames(folder, point)
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_train_on_a_full_disk_stops_with_one_line_and_keeps_what_it_finished(tmp_path, tiny_run, disk, capsys):
     from signwrite.train import main
 

@@ -201,6 +201,7 @@ def two_phase(tmp_path_factory):
     return logs, stopped, cache, resumed, len(sent)
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_a_two_phase_run_stopped_between_its_phases_resumes_at_the_second(two_phase):
     logs, (rc, err, trained_first), cache, (rc2, err2, trained_again), _ = two_phase
     assert rc == 130 and err.strip().splitlines()[-1] == INTERRUPTED, err[-2000:]
@@ -213,6 +214,7 @@ def test_a_two_phase_run_stopped_between_its_phases_resumes_at_the_second(two_ph
     assert {p: p.stat().st_mtime_ns for p in cache} == cache  # the warm-up's features were not recomputed
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_one_ctrl_c_at_the_phase_change_stops_the_run(two_phase):
     """A Ctrl-C landing while train builds the classifier for its second phase (Keras' functional
     construction, inside optree's C extension, which swallows a KeyboardInterrupt) used to be lost
@@ -263,6 +265,7 @@ def test_ctrl_c_is_held_while_train_builds_compiles_and_copies_its_models(tmp_pa
     assert trained == [1]  # stopped at the phase change, once the classifier was built
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_a_two_phase_run_resumed_at_its_second_phase_equals_the_uninterrupted_one(two_phase):
     """The skipped warm-up consumed no random numbers the second phase depends on."""
     logs = two_phase[0]
@@ -327,6 +330,7 @@ def misleading_validation(tmp_path_factory):
     return root / "logs" / "run", data, first, other / "logs" / "run", second
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_early_stopping_stops_patience_epochs_after_the_best_and_keeps_the_best_epoch(misleading_validation):
     run_dir, data, (rc, err, trained), _, _ = misleading_validation
     assert rc == 0, err
@@ -339,6 +343,7 @@ def test_early_stopping_stops_patience_epochs_after_the_best_and_keeps_the_best_
     assert loss == pytest.approx(h.val_loss.iloc[best], rel=1e-4)  # the saved model is the best epoch's
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_the_test_split_never_picks_the_kept_checkpoint(misleading_validation):
     """Swapping the test video's pictures changes the test scores, never the model kept."""
     run_dir, _, _, other_dir, (rc, err, _) = misleading_validation
@@ -349,6 +354,7 @@ def test_the_test_split_never_picks_the_kept_checkpoint(misleading_validation):
     assert list(ours.top_k) != list(theirs.top_k)  # the test clips did change
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_monitor_val_accuracy_keeps_the_first_epoch_at_the_best_accuracy_not_the_lowest_loss(tmp_path):
     """Validation accuracy reaches its best some epochs before validation loss stops falling
     (the model grows more confident in answers already right): --monitor val_accuracy keeps
@@ -413,6 +419,7 @@ def check_clip_scores(run_dir: Path, data: Path, method: str) -> None:
     assert metrics["clip_top1_correct"] == right and metrics["clip_top1"] == right / test.clip_id.nunique()
 
 
+@pytest.mark.slow  # trains a model: run by CI, skipped by -m "not slow"
 def test_aggregate_vote_and_logmean_score_clips_as_the_readme_says(tmp_path, capsys):
     """--aggregate vote through train, then logmean through evaluate on a copy of the run
     (evaluate re-scores a run as its config.json says): a half-trained model, so frames
