@@ -444,14 +444,23 @@ def serve(folder: Path, chunk: int = 1024, pause: float = 0.0):
                 if pause:
                     time.sleep(pause)
 
-        def log_message(self, *args):
-            pass
-
         def handle(self):
             with contextlib.suppress(ConnectionError):  # a struck download hangs up midway
                 super().handle()
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serving(Handler) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(handler):
+    """An HTTP server on 127.0.0.1 (a port the kernel picks, held while it serves) with
+    ``handler``, quiet; yields its URL and is shut down after."""
+    class Quiet(handler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -3,7 +3,6 @@ exact clip frames and clips.csv, failures, re-runs, interrupted runs and shards.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import http.server
 import json
@@ -11,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +21,7 @@ from signwrite.clip_times import read_clip_times, read_sources
 from signwrite.splits import shard_filter
 from signwrite.errors import InputError
 from signwrite.fetch import FetchSettings, fetch, main
+from faultlib import serving
 from videotools import frame_number, make_numbered_video
 
 FPS = 10
@@ -44,26 +43,6 @@ def footage(tmp_path_factory):
         make_numbered_video(folder / f"{name}.mp4", 6, FPS, gop=20, height=height)
     (folder / "two.html").write_text('<html><body><video src="v1.mp4"></video><video src="v2.mp4"></video></body></html>')
     return folder
-
-
-@contextlib.contextmanager
-def serving(handler):
-    """An HTTP server on 127.0.0.1 (a port the kernel picks, held while it serves) with
-    ``handler``, quiet; yields its URL and is shut down after."""
-    class Quiet(handler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 @pytest.fixture
