@@ -2,9 +2,11 @@
 
 A phase keeps, under ``<run>/checkpoints/<phase>/``:
   best.weights.h5  the best-on-validation weights (AtomicCheckpoint)
-  backup/          Keras' BackupAndRestore folder: weights, optimizer and epoch (TimedBackup)
-  state.json       the sidecar: what resuming needs beyond the backup, written atomically at
-                   every epoch's end (PhaseState) and once more, with ``done``, when the phase ends
+  backup/          the last backup (TimedBackup): weights and optimizer of one epoch, and
+                   backup.json naming them with the phase's state at that epoch; a stopped
+                   phase resumes from it
+  state.json       the sidecar, written atomically at every epoch's end (PhaseState) and once
+                   more, with ``done``, when the phase ends: a finished phase is not trained again
 
 Imported by the training code only, after TensorFlow: it imports Keras at the top.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CLIP_SELECTION = "val_clip_top1_tiebreak"  # what --monitor val_clip_top1 ranks epochs by
 STATE = "state.json"
+BACKUP, BACKUP_STATE = "backup", "backup.json"
 
 
 def targets_of(frames, labels) -> np.ndarray:
@@ -55,10 +59,15 @@ def read_state(phase_dir: Path) -> dict:
     path = phase_dir / STATE
     if path.is_file():
         return json.loads(path.read_text())
-    if (phase_dir / "backup").exists() or (phase_dir / "done.json").exists():
+    if (phase_dir / BACKUP).exists() or (phase_dir / "done.json").exists():
         raise SignwriteError(f"{phase_dir}: a checkpoint written by an older signwrite, without the {STATE} "
                              f"resuming needs; delete {phase_dir.parent} and run the same command again to "
                              "train this run from its first epoch")
+    return fresh_state(phase_dir)
+
+
+def fresh_state(phase_dir: Path) -> dict:
+    """The state of a phase that has not finished an epoch."""
     return {"phase": phase_dir.name, "epoch": None, "best": None, "best_epoch": None, "wait": 0, "done": False}
 
 
@@ -164,22 +173,59 @@ class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(self.filepath, self.final)
 
 
-class TimedBackup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore, at most every ``seconds``: saving InceptionV3 with its optimizer
-    takes seconds, as long as a whole epoch of a small run."""
+class TimedBackup(keras.callbacks.Callback):
+    """A backup to resume from, at an epoch's end, at most every ``seconds`` (saving
+    InceptionV3 with its optimizer takes seconds, as long as a whole epoch of a small run).
 
-    def __init__(self, backup_dir: str, seconds: float):
-        super().__init__(backup_dir)
-        self.seconds = seconds
+    Keras' BackupAndRestore writes its weights file in place and its epoch in a second file,
+    so a run killed while it saves leaves a torn file the next run cannot load, or weights
+    of one epoch with the epoch number of another. Here a backup is
+    ``backup/epoch-NNNN.weights.h5`` (weights and optimizer, renamed into place) and
+    ``backup/backup.json``, written atomically after it, which names that file and holds
+    the phase's state at that epoch: the one file decides what a re-run resumes from, so
+    it is always one whole epoch, whatever moment the run was stopped at. Older weights
+    files go once ``backup.json`` no longer names them.
+    """
+
+    def __init__(self, phase_dir: Path, seconds: float, state: dict):
+        super().__init__()
+        self.dir, self.seconds = Path(phase_dir) / BACKUP, seconds
+        self.state = state  # the phase's sidecar state, as PhaseState keeps it up to date
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)  # restores the last backup, if any
         self.last = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        if time.time() - self.last >= self.seconds:
-            super().on_epoch_end(epoch, logs)
-            self.last = time.time()
+        if time.time() - self.last < self.seconds:
+            return
+        name = f"epoch-{epoch + 1:04d}.weights.h5"
+        path = self.dir / name
+        tmp = path.with_name(f".{path.stem.split('.')[0]}.{writer_tag()}{TMP_MARK}.weights.h5")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.model.save_weights(str(tmp))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        write_json(self.dir / BACKUP_STATE, {"epoch": epoch + 1, "weights": name, "state": dict(self.state)})
+        for old in self.dir.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+        self.last = time.time()
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.dir, ignore_errors=True)  # the phase is over (a stop never gets here)
+
+
+def read_backup(phase_dir: Path) -> tuple[int, Path, dict] | None:
+    """(epochs done, weights file, the phase's state then) of the phase's last backup, or
+    None when there is none (a backup folder of an older signwrite included: the phase then
+    starts again from its first epoch)."""
+    path = Path(phase_dir) / BACKUP / BACKUP_STATE
+    if not path.is_file():
+        return None
+    backup = json.loads(path.read_text())
+    return backup["epoch"], path.with_name(backup["weights"]), backup["state"]
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -222,7 +268,8 @@ def _epoch_of(row: str, sep: str) -> float:
 
 def make_callbacks(s, run_dir: Path, phase_dir: Path, val_inputs, val_frames, labels, state: dict, predict=None):
     """Validation scores first (the others read them from the epoch's logs), then Keras'; the
-    sidecar after the best checkpoint, the backup last. ``state`` is the phase's sidecar.
+    sidecar after the best checkpoint, the backup last. ``state`` is the phase's state to go on
+    from: its last backup's, or a fresh one.
 
     Under multiworker every worker must run the same epochs in step, so there is no early
     stopping (each worker's validation may differ in the last digits) and no timed backup
@@ -230,13 +277,14 @@ def make_callbacks(s, run_dir: Path, phase_dir: Path, val_inputs, val_frames, la
     """
     monitor = monitor_key(s, val_frames)
     mode = "min" if monitor.endswith("loss") else "max"
+    sidecar = PhaseState(phase_dir, monitor, state)
     kept = [AtomicCheckpoint(phase_dir / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
                              save_weights_only=True, initial_value_threshold=state["best"]),
             ResumableEarlyStopping(state, monitor=monitor, mode=mode, patience=s.patience),
-            PhaseState(phase_dir, monitor, state),
+            sidecar,
             ResumedCSVLogger(str(run_dir / "history.csv"), append=True),
             keras.callbacks.TensorBoard(str(run_dir), write_graph=False, profile_batch=0),
-            TimedBackup(str(phase_dir / "backup"), s.backup_seconds)]
+            TimedBackup(phase_dir, s.backup_seconds, sidecar.state)]
     if s.distribute == "multiworker":
         kept = [c for c in kept if not isinstance(c, (ResumableEarlyStopping, TimedBackup))]
     return [ValidationScores(val_inputs, val_frames, labels, s.aggregate, predict), EpochLog(),

@@ -12,9 +12,9 @@ Two ways to train (--mode auto: frozen with pretrained weights, end-to-end from 
 
 Validation is carved out of train (data.carve_validation); early stopping and the kept
 checkpoint look at validation only. The test split is scored once, at the end. A stopped
-run resumes where it was when the same command runs again: each phase keeps a Keras
-BackupAndRestore folder and a state.json sidecar under <run>/checkpoints/<phase>/ until the
-model is saved (signwrite.callbacks).
+run resumes where it was when the same command runs again: each phase keeps a backup
+(weights, optimizer and its state at one epoch) and a state.json sidecar under
+<run>/checkpoints/<phase>/ until the model is saved (signwrite.callbacks).
 
 The settings and config.json are in signwrite.train_settings, the Keras callbacks and the
 resume state in signwrite.callbacks, --distribute in signwrite.distribute.
@@ -114,6 +114,10 @@ class Trainer:
             log.info("phase %s: already done, weights restored", phase.name)
             return state["epoch"]
         phase_dir.mkdir(parents=True, exist_ok=True)
+        # A stopped phase goes on from its last backup, with the state it had then (the sidecar
+        # may be epochs ahead of it); without one, it starts again from its first epoch.
+        backup = None if multiworker else C.read_backup(phase_dir)
+        first_epoch, state = (backup[0], backup[2]) if backup else (phase.first_epoch, C.fresh_state(phase_dir))
         # cosine decay over the planned epochs: big steps early, settled weights at the end
         steps = phase.epochs * int(train_data.cardinality())  # negative when tf.data cannot tell
         schedule = (keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps, alpha=0.01)
@@ -125,14 +129,17 @@ class Trainer:
                                          state, predict_locally if multiworker else None)
             if self.randomness is not None:
                 callbacks.insert(0, C.EpochSeeds(self.randomness))
+            if backup:
+                model.optimizer.build(model.trainable_variables)  # its variables exist before loading
+                model.load_weights(backup[1])
         log.info("phase %s: up to %d epochs from epoch %d, learning rate %g, %d trainable weights",
-                 phase.name, phase.epochs, phase.first_epoch + 1, phase.learning_rate, len(model.trainable_weights))
+                 phase.name, phase.epochs, first_epoch + 1, phase.learning_rate, len(model.trainable_weights))
         if multiworker:
             next_epoch = fit_multiworker(model, train_data, callbacks, phase.first_epoch, phase.epochs, s.batch_size)
         else:
-            history = model.fit(train_data, epochs=phase.first_epoch + phase.epochs, initial_epoch=phase.first_epoch,
+            history = model.fit(train_data, epochs=phase.first_epoch + phase.epochs, initial_epoch=first_epoch,
                                 callbacks=callbacks, shuffle=False, verbose=0)  # tf.data shuffles
-            next_epoch = max(history.epoch, default=phase.first_epoch - 1) + 1
+            next_epoch = max(history.epoch, default=first_epoch - 1) + 1
         with interrupts_held():
             if not best.is_file():  # nothing was ever better than the start: keep what we have
                 model.save_weights(best)

@@ -386,6 +386,90 @@ def test_the_phase_sidecar_holds_the_resume_state_and_history_keeps_each_epoch_o
         C.read_state(old)
 
 
+def test_a_run_stopped_at_any_moment_of_its_backup_resumes_from_one_whole_epoch(tmp_path, monkeypatch):
+    """The backup a re-run resumes from is always one whole epoch: weights, optimizer and the
+    phase's state as they were at that epoch's end. A re-run started at any moment of a backup
+    being written (what a kill there leaves) finds the previous backup, whole, and loads it;
+    a backup skipped for time leaves the last one, with that epoch's state, not the sidecar's."""
+    import keras
+
+    from signwrite import callbacks as C
+    from signwrite.fsutil import TMP_MARK
+
+    def model():
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        m.compile(keras.optimizers.Adam(0.1), "mse")
+        return m
+
+    x, y = np.random.default_rng(0).normal(size=(8, 3)), np.ones((8, 2))
+    m = model()
+    phase_dir = tmp_path / "checkpoints" / "head"
+    sidecar = C.PhaseState(phase_dir, "val_loss", C.fresh_state(phase_dir))
+    clock = [1000.0]
+    monkeypatch.setattr(C.time, "time", lambda: clock[0])
+    backup = C.TimedBackup(phase_dir, 60, sidecar.state)
+    backup.set_model(m)
+    backup.on_train_begin()
+    assert C.read_backup(phase_dir) is None  # nothing to resume from: the phase starts again
+
+    def rerun_now():
+        """What a re-run started at this moment resumes from: (epoch, loaded weights)."""
+        epoch, weights, state = C.read_backup(phase_dir)
+        fresh = model()
+        fresh.optimizer.build(fresh.trainable_variables)
+        fresh.load_weights(weights)  # a torn or half-written file raises here
+        assert state["epoch"] == epoch
+        return epoch, [w.copy() for w in fresh.get_weights()], [v.numpy().copy() for v in fresh.optimizer.variables]
+
+    saved = {}
+    for epoch, loss in enumerate([0.9, 0.5, 0.7]):
+        m.fit(x, y, epochs=1, verbose=0)
+        sidecar.on_epoch_end(epoch, {"val_loss": loss})
+        clock[0] += 61
+        if epoch < 2:
+            backup.on_epoch_end(epoch)
+            saved[epoch + 1] = rerun_now()
+            continue
+        # epoch 3's backup, stopped at every step of it: as the weights are written, once
+        # they are renamed into place, and as backup.json is written
+        seen, real_save, real_json = [], m.save_weights, C.write_json
+
+        def save_weights(path):
+            Path(path).write_bytes(b"\x89HDF\r\n")  # a kill now leaves this much of the file
+            seen.append(("writing weights", rerun_now()[0]))
+            real_save(path)
+            seen.append(("weights written, not renamed", rerun_now()[0]))
+
+        def write_json(path, obj):
+            seen.append(("weights renamed into place", rerun_now()[0]))
+            real_json(path, obj)
+
+        monkeypatch.setattr(m, "save_weights", save_weights)
+        monkeypatch.setattr(C, "write_json", write_json)
+        backup.on_epoch_end(epoch)
+        assert seen == [("writing weights", 2), ("weights written, not renamed", 2),
+                        ("weights renamed into place", 2)]
+        assert rerun_now()[0] == 3
+    # each backup loads as it was saved, weights and optimizer (Adam's step count) of its epoch
+    assert saved[1][0] == 1 and saved[2][0] == 2
+    assert not all(np.array_equal(a, b) for a, b in zip(saved[1][1], saved[2][1]))
+    assert [v for v in saved[1][2] if v.shape == ()] != [v for v in saved[2][2] if v.shape == ()]
+    assert sorted(p.name for p in (phase_dir / "backup").iterdir()) == ["backup.json", "epoch-0003.weights.h5"]
+    assert not list(phase_dir.rglob(f"*{TMP_MARK}*"))
+
+    # a backup due only every 60 s: epoch 4 ends 10 s later, so the last backup stays epoch 3's,
+    # with epoch 3's state (best 0.5, waited 1), while the sidecar has gone on to epoch 4
+    monkeypatch.setattr(C, "write_json", real_json)
+    clock[0] += 10
+    sidecar.on_epoch_end(3, {"val_loss": 0.8})
+    backup.on_epoch_end(3)
+    epoch, _, state = C.read_backup(phase_dir)
+    assert (epoch, state["best"], state["best_epoch"], state["wait"]) == (3, 0.5, 1, 1)
+    assert (C.read_state(phase_dir)["epoch"], C.read_state(phase_dir)["wait"]) == (4, 2)
+    backup.on_train_end()  # the phase is over: no backup to resume from
+    assert C.read_backup(phase_dir) is None and not (phase_dir / "backup").exists()
+
+
 # -- command line ------------------------------------------------------------------------------
 
 def test_help_is_fast_because_tensorflow_is_not_imported():

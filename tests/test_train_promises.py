@@ -93,6 +93,32 @@ def ctrl_c_when(condition, settle=lambda: 0.0, again_every: float | None = None)
         thread.join()
 
 
+@contextlib.contextmanager
+def ctrl_c_mid_epoch(epoch: int):
+    """Within the block, press Ctrl-C (SIGINT to this process) once half of ``epoch``'s
+    (1-based) batches are done: a moment inside the epoch's training, whatever this machine's
+    speed. Yields the list of the batches it was pressed at."""
+    import keras
+
+    from signwrite import callbacks as C
+
+    sent = []
+
+    class Press(keras.callbacks.Callback):
+        def on_epoch_begin(self, e, logs=None):
+            self.epoch = e + 1
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == epoch and batch + 1 == max(1, self.params["steps"] // 2) and not sent:
+                sent.append((self.epoch, batch + 1))
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.MonkeyPatch.context() as mp:
+        real = C.make_callbacks
+        mp.setattr(C, "make_callbacks", lambda *a, **k: [Press(), *real(*a, **k)])
+        yield sent
+
+
 def history_rows(run_dir: Path) -> list[str]:
     path = run_dir / "history.csv"
     return path.read_text().splitlines()[1:] if path.is_file() else []
@@ -116,24 +142,15 @@ E2E_EPOCHS = 4
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
     """small_cnn from scratch, end-to-end (one phase): an uninterrupted run, and the same command
-    stopped by Ctrl-C half-way through epoch 3, then run again."""
+    stopped by Ctrl-C half-way through epoch 3's batches, then run again."""
     root = tmp_path_factory.mktemp("e2e-resume")
     data, logs = small_data(root / "data"), root / "logs"
     args = [*SMALL, "--epochs", E2E_EPOCHS, "--patience", E2E_EPOCHS]
     assert train(data, logs, "whole", *args)[0] == 0
     cut = logs / "cut"
-    seen = {}  # rows in history.csv -> when they were first seen
-
-    def two_epochs_done():
-        seen.setdefault(len(history_rows(cut)), time.monotonic())
-        return 2 in seen
-
-    def half_an_epoch():  # epoch 2 took seen[2] - seen[1]: strike in the middle of epoch 3
-        return (seen[2] - seen.get(1, seen[2])) / 2
-
-    with ctrl_c_when(two_epochs_done, half_an_epoch) as sent:
+    with ctrl_c_mid_epoch(3) as sent:
         stopped = train(data, logs, "cut", *args)
-    assert sent, "the run ended before two epochs were done"
+    assert sent, "the run ended before epoch 3 was half done"
     rows_when_stopped = history_rows(cut)
     stopped_files = sorted(p.relative_to(cut).as_posix() for p in cut.rglob("*") if p.is_file())
     resumed = train(data, logs, "cut", *args)
