@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
 # the same Hypothesis examples on every run, so a failure in CI replays (tests/conftest.py)
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
-exec .venv/bin/python -m pytest "$@"
+# One worker per core (pytest-xdist); each test module runs whole on one worker, so a
+# module's shared fixtures (a trained run) are made once. -n 0 runs in this process.
+exec .venv/bin/python -m pytest -n auto --dist loadscope "$@"

@@ -5,15 +5,17 @@
 one), so the logic around a model is tested exactly and in milliseconds. ``colour_video`` makes videos of solid
 colour stretches with known times.
 
-``small_run`` is a real run: small_cnn at 32 px trained from scratch on three classes of
-tests/frames_tools.py, trained once per test session however many test modules ask for it
-(``small_run_settings`` gives its TrainSettings, for a test that trains the same run again).
+``small_run`` is a real run: small_cnn at 32 px trained from scratch on the four classes of
+tests/frames_tools.py, trained once per test session however many test modules (and
+pytest-xdist workers) ask for it (``small_run_settings`` gives its TrainSettings, for a
+test that trains the same run again).
 ``class_video`` films those classes as a video.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +89,7 @@ def truth_times(stretches):
 
 # -- a real model --------------------------------------------------------------------------------
 
-SMALL_LABELS = ("red_disk", "green_bar", "blue_box")
+SMALL_LABELS = ("red_disk", "green_bar", "blue_box", "yellow_cross")
 SMALL_FPS = 10  # the frame rate make_frames_dataset pretends its clips had
 SMALL_CLIP_SECONDS = 1.8  # its clips: 6 frames, every third of 18 frames at 10 fps
 
@@ -97,7 +99,7 @@ def small_run_settings(root: Path):
     from signwrite.train import TrainSettings
 
     return TrainSettings(data_dir=root / "data", logdir=root / "logs", run="small", backbone="small_cnn",
-                         weights="none", image_size=32, epochs=30, batch_size=16, patience=30, seed=0,
+                         weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0,
                          deterministic=True)
 
 
@@ -117,28 +119,43 @@ def train_small_run(root: Path) -> Path:
     It trains in a process of its own: --deterministic switches op determinism on for the
     whole process, which must not leak into the tests that share this one (a test of
     --deterministic would pass with the flag wired to nothing), and the model is then the
-    same whatever this process ran before.
+    same whatever this process ran before. Several processes asking at once (pytest-xdist's
+    workers) wait for one to train it, under a lock next to ``root``.
     """
+    import fcntl
     import os
     import subprocess
     import sys
 
     s = small_run_settings(root)
-    make_frames_dataset(s.data_dir, labels=SMALL_LABELS, videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
-                        clips_per_video=2)
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "signwrite.train", *small_run_command(root)], env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return s.logdir / s.run
+    run_dir = s.logdir / s.run
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (run_dir / "metrics.json").is_file():  # trained by another worker: written last
+            return run_dir
+        make_frames_dataset(s.data_dir, labels=SMALL_LABELS, videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
+                            clips_per_video=2)
+        repo = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.run([sys.executable, "-m", "signwrite.train", *small_run_command(root)], env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return run_dir
+
+
+def session_folder(tmp_path_factory) -> Path:
+    """A folder the whole test session shares: the base temp folder, or under pytest-xdist
+    (every worker has its own base temp folder) the one its workers' folders are in."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory) -> Path:
-    # keyed on the session's base temp folder, so test modules importing this share one model
-    return train_small_run(tmp_path_factory.getbasetemp() / "small-run")
+    # one model for the session, however many test modules and workers ask for it
+    return train_small_run(session_folder(tmp_path_factory) / "small-run")
 
 
 def class_video(path: Path, stretches, fps: float = SMALL_FPS, seed: int = 1) -> Path:

@@ -516,6 +516,7 @@ def test_command_line_entry_points_and_no_tensorflow(data_dir, tmp_path):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow  # real footage: a while
 def test_real_footage(junaid_dir, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 

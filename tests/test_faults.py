@@ -24,7 +24,7 @@ import pytest
 
 import faultlib as F
 from faultlib import ROUNDS, SEED
-from model_fixture import small_run  # noqa: F401  (the session's small trained run)
+from model_fixture import SMALL_LABELS, small_run  # noqa: F401  (the session's small trained run)
 from videotools import make_numbered_video
 
 FPS = 10
@@ -854,12 +854,12 @@ def broken_runs(small_run: Path, root: Path, marker: Path) -> dict[str, tuple[Pa
     (copy("no_labels") / "labels.json").unlink()
     (copy("wrong_labels") / "labels.json").write_text(json.dumps(["red_disk", "green_bar"]))
     (copy("not_a_model") / "model.keras").write_text("not a zip at all")
-    lambda_model(copy("lambda") / "model.keras", marker, 3)
+    lambda_model(copy("lambda") / "model.keras", marker, len(SMALL_LABELS))
     foreign_function_model(small_run, copy("foreign_function") / "model.keras", marker)
     why = {"no_model": "model.keras: missing (the model); the run has not finished",
            "no_labels": "labels.json: missing (the labels); the run has not finished",
-           "wrong_labels": ": labels.json lists 2 labels but the model outputs 3 classes; the files come from "
-                           "different runs",
+           "wrong_labels": f": labels.json lists 2 labels but the model outputs {len(SMALL_LABELS)} classes; the "
+                           "files come from different runs",
            "not_a_model": "model.keras: not a Keras model file (BadZipFile",
            "lambda": "model.keras: holds code that loading it would run (a Lambda layer, the Python code of a lambda)",
            "foreign_function": "model.keras: holds code that loading it would run (os.system)"}

@@ -61,6 +61,7 @@ def frames_table(data_dir: Path) -> pd.DataFrame:
 
 
 @pytest.mark.realdata
+@pytest.mark.slow  # real footage: a while
 def test_real_hands_are_found_inside_the_frame_right_handed_and_cropped(junaid_dir, tmp_path, hand_model):
     data_dir = tmp_path / "data"
     cut_junaid(junaid_dir, data_dir, "ABLVY")

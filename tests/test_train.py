@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from frames_tools import make_frames_dataset
+from model_fixture import small_run, small_run_settings  # noqa: F401  (the session's small run)
 from signwrite import data, tables
 from signwrite.errors import InputError, RunError, SignwriteError
 
@@ -27,18 +28,10 @@ def run_train(settings):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A short from-scratch end-to-end run: small_cnn at 32 px (MobileNetV2 trains in tests/model_fixture.py) on four visibly different classes."""
-    from signwrite.train import TrainSettings
-
-    root = tmp_path_factory.mktemp("trained")
-    data_dir = make_frames_dataset(root / "data", videos={"train": ["va", "vb", "vc"], "test": ["vd"]},
-                                   clips_per_video=2)
-    s = TrainSettings(data_dir=data_dir, logdir=root / "logs", run="tiny", backbone="small_cnn",
-                      weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0,
-                      deterministic=True)
-    metrics = run_train(s)
-    return root / "logs" / "tiny", data_dir, metrics
+def trained(small_run):
+    """The session's small run (tests/model_fixture.py): small_cnn at 32 px, from scratch,
+    end-to-end, on four visibly different classes; (run folder, data folder, its metrics)."""
+    return small_run, small_run.parents[1] / "data", json.loads((small_run / "metrics.json").read_text())
 
 
 # -- validation carving (no TensorFlow) ------------------------------------------------------
@@ -136,7 +129,9 @@ def test_run_folder_holds_every_file_with_sane_contents(trained):
 
     history = pd.read_csv(run_dir / "history.csv")
     assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_clip_top1"} <= set(history.columns)
-    assert list(history.epoch) == list(range(20))  # every epoch once: patience 20 never stops 20 epochs
+    epochs = small_run_settings(run_dir.parents[1]).epochs
+    assert config["epochs"] == config["patience"] == epochs
+    assert list(history.epoch) == list(range(epochs))  # every epoch once: patience = epochs never stops early
     n_val = config["data"]["n_val_clips"]
     assert n_val == 8 and np.allclose(history.val_clip_top1 * n_val, (history.val_clip_top1 * n_val).round())
 
@@ -282,9 +277,8 @@ def test_a_finished_run_is_not_trained_again(trained, capsys, caplog):
     outputs = ("model.keras", "history.csv", "metrics.json", "predictions.csv", "confusion_matrix.png")
     stamps = {name: (run_dir / name).stat().st_mtime_ns for name in outputs}
     history = (run_dir / "history.csv").read_bytes()
-    s = TrainSettings(data_dir=data_dir, logdir=run_dir.parent, run="tiny", backbone="small_cnn",
-                      weights="none", image_size=32, epochs=20, batch_size=16, patience=20, seed=0,
-                      deterministic=True)
+    s = small_run_settings(run_dir.parents[1])  # the command that trained it
+    assert (s.logdir / s.run, s.data_dir) == (run_dir, data_dir)
     with caplog.at_level(logging.INFO):
         assert run_train(s)["clip_top1"] == metrics["clip_top1"]
     # nothing trained, scored or written again: no epoch logged, every output untouched
@@ -293,7 +287,7 @@ def test_a_finished_run_is_not_trained_again(trained, capsys, caplog):
     assert (run_dir / "history.csv").read_bytes() == history
     assert "top-1" in capsys.readouterr().out
     with pytest.raises(SignwriteError, match="other settings.*epochs"):
-        run_train(TrainSettings(**{**s.__dict__, "epochs": 21}))
+        run_train(TrainSettings(**{**s.__dict__, "epochs": s.epochs + 1}))
 
 
 # -- frozen mode: cached features, resuming -----------------------------------------------------
