@@ -39,3 +39,16 @@ def junaid_dir():
     if not JUNAID.is_dir():
         pytest.skip("real footage ../shared/data/asl-letters-junaid not present")
     return JUNAID
+
+
+# The longest test modules first (measured with --durations on 2 cores): scripts/test.sh
+# hands whole modules to its workers in this order (pytest-xdist --dist loadscope), so one
+# worker is not left with a long module to run alone at the end while the other waits.
+LONGEST_FIRST = ["test_demo.py", "test_faults.py", "test_train_promises.py", "test_landmark_runs.py",
+                 "test_distribute.py", "test_train.py", "test_hands.py", "test_landmark_model.py",
+                 "test_worked_example.py", "test_annotate.py", "test_live.py", "test_backbones.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module keeps its order
