@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ import numpy as np
 from signwrite import metrics as M
 from signwrite.data import clip_numbers
 from signwrite.errors import SignwriteError
-from signwrite.fsutil import TMP_MARK, write_json, write_text, writer_tag
+from signwrite.fsutil import TMP_MARK, atomic_path, write_json, write_text, writer_tag
 from signwrite.process import interrupts_held, raise_if_interrupted
 
 log = logging.getLogger(__name__)
@@ -199,14 +200,8 @@ class TimedBackup(keras.callbacks.Callback):
         if time.time() - self.last < self.seconds:
             return
         name = f"epoch-{epoch + 1:04d}.weights.h5"
-        path = self.dir / name
-        tmp = path.with_name(f".{path.stem.split('.')[0]}.{writer_tag()}{TMP_MARK}.weights.h5")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        try:
+        with atomic_path(self.dir / name, suffix=".weights.h5") as tmp:  # Keras wants that ending
             self.model.save_weights(str(tmp))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         write_json(self.dir / BACKUP_STATE, {"epoch": epoch + 1, "weights": name, "state": dict(self.state)})
         for old in self.dir.glob("epoch-*.weights.h5"):
             if old.name != name:
@@ -217,15 +212,20 @@ class TimedBackup(keras.callbacks.Callback):
         shutil.rmtree(self.dir, ignore_errors=True)  # the phase is over (a stop never gets here)
 
 
-def read_backup(phase_dir: Path) -> tuple[int, Path, dict] | None:
-    """(epochs done, weights file, the phase's state then) of the phase's last backup, or
-    None when there is none (a backup folder of an older signwrite included: the phase then
-    starts again from its first epoch)."""
+class Backup(NamedTuple):
+    epoch: int  # epochs done: the one to go on from
+    weights: Path  # weights and optimizer
+    state: dict  # the phase's state then
+
+
+def read_backup(phase_dir: Path) -> Backup | None:
+    """The phase's last backup, or None when there is none (a backup folder of an older
+    signwrite included: the phase then starts again from its first epoch)."""
     path = Path(phase_dir) / BACKUP / BACKUP_STATE
     if not path.is_file():
         return None
     backup = json.loads(path.read_text())
-    return backup["epoch"], path.with_name(backup["weights"]), backup["state"]
+    return Backup(backup["epoch"], path.with_name(backup["weights"]), backup["state"])
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

@@ -39,15 +39,19 @@ def writer_tag() -> str:
     return f"{_machine()}-{os.getpid()}"
 
 
-def temp_path_for(path: Path) -> Path:
+def temp_path_for(path: Path, suffix: str | None = None) -> Path:
     """A fresh temp file name next to ``path`` (same folder, so the rename is atomic):
     ``.<stem>.<writer tag>.<random>.signwrite-tmp<suffix>``.
 
-    The suffix is kept so tools that pick a format by extension (ffmpeg, cv2) still work.
+    The suffix (``path``'s, or ``suffix`` for a tool that wants more of the name, as Keras
+    wants ``.weights.h5``) is kept so tools that pick a format by extension (ffmpeg, cv2)
+    still work.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.{writer_tag()}.", suffix=f"{TMP_MARK}{path.suffix}",
+    suffix = path.suffix if suffix is None else suffix
+    stem = path.name[:-len(suffix)] if suffix and path.name.endswith(suffix) else path.stem
+    fd, name = tempfile.mkstemp(prefix=f".{stem}.{writer_tag()}.", suffix=f"{TMP_MARK}{suffix}",
                                 dir=path.parent)
     os.fchmod(fd, FILE_MODE)
     os.close(fd)
@@ -55,10 +59,11 @@ def temp_path_for(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yield a temp path to write; on success rename it onto ``path``, on failure remove it."""
+def atomic_path(path: Path, suffix: str | None = None):
+    """Yield a temp path to write (ending in ``suffix``, see temp_path_for); on success
+    rename it onto ``path``, on failure remove it."""
     path = Path(path)
-    tmp = temp_path_for(path)
+    tmp = temp_path_for(path, suffix)
     try:
         yield tmp
         os.replace(tmp, path)

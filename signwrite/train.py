@@ -117,7 +117,7 @@ class Trainer:
         # A stopped phase goes on from its last backup, with the state it had then (the sidecar
         # may be epochs ahead of it); without one, it starts again from its first epoch.
         backup = None if multiworker else C.read_backup(phase_dir)
-        first_epoch, state = (backup[0], backup[2]) if backup else (phase.first_epoch, C.fresh_state(phase_dir))
+        first_epoch, state = (backup.epoch, backup.state) if backup else (phase.first_epoch, C.fresh_state(phase_dir))
         # cosine decay over the planned epochs: big steps early, settled weights at the end
         steps = phase.epochs * int(train_data.cardinality())  # negative when tf.data cannot tell
         schedule = (keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps, alpha=0.01)
@@ -131,7 +131,7 @@ class Trainer:
                 callbacks.insert(0, C.EpochSeeds(self.randomness))
             if backup:
                 model.optimizer.build(model.trainable_variables)  # its variables exist before loading
-                model.load_weights(backup[1])
+                model.load_weights(backup.weights)
         log.info("phase %s: up to %d epochs from epoch %d, learning rate %g, %d trainable weights",
                  phase.name, phase.epochs, first_epoch + 1, phase.learning_rate, len(model.trainable_weights))
         if multiworker:

@@ -123,7 +123,6 @@ def train_small_run(root: Path) -> Path:
     workers) wait for one to train it, under a lock next to ``root``.
     """
     import fcntl
-    import os
     import subprocess
     import sys
 
